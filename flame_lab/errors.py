@@ -1,0 +1,151 @@
+"""One exception tree for everything a user can cause.
+
+Every error says what happened (``message``) and what to do next (``hint``), so that the
+kernel, the CLI and the Lab UI can show it without a traceback from flame_lab's internals.
+"""
+
+from __future__ import annotations
+
+
+class FlameLabError(Exception):
+    """Base of every error flame_lab raises on purpose."""
+
+    default_hint: str = ""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint if hint is not None else self.default_hint
+
+    def __str__(self) -> str:
+        return f"{self.message}\nHint: {self.hint}" if self.hint else self.message
+
+    def to_dict(self) -> dict[str, str]:
+        """The shape the REST API and the widgets show."""
+        return {"error": type(self).__name__, "message": self.message, "hint": self.hint}
+
+
+# -- configuration -------------------------------------------------------------------------
+class ConfigError(FlameLabError):
+    """The configuration file or environment is unusable."""
+
+    default_hint = "Check ~/.config/flame-lab/config.toml or the FLAME_LAB_* environment variables."
+
+
+# -- keys ----------------------------------------------------------------------------------
+class KeyFileError(FlameLabError):
+    """A key file is missing, unreadable or malformed."""
+
+    default_hint = "Create an identity with `flame-lab keys init`."
+
+
+class KeyFileExists(KeyFileError):
+    default_hint = "Remove or move the existing key file first, or pass a different path."
+
+
+class KeyFileMissing(KeyFileError):
+    pass
+
+
+class InsecurePermissions(KeyFileError):
+    default_hint = "Run `chmod 600` on the key file and `chmod 700` on its folder."
+
+
+class WrongPassphrase(KeyFileError):
+    default_hint = "Re-enter the passphrase; FLAME_LAB_PASSPHRASE overrides the prompt."
+
+
+class WeakKdfParameters(KeyFileError):
+    default_hint = "Re-create the key file with `flame-lab keys init`; its KDF is too weak."
+
+
+class UnsupportedVersion(KeyFileError):
+    default_hint = "Upgrade flame_lab; this file was written by a newer or unknown version."
+
+
+# -- bundles (signed analysis code) --------------------------------------------------------
+class BundleError(FlameLabError):
+    """A bundle could not be built or did not verify."""
+
+    default_hint = "Re-submit the analysis from the researcher's notebook."
+
+
+class UnsafePath(BundleError):
+    default_hint = "Use relative paths without '..', backslashes or symlinks."
+
+
+class BundleTooLarge(BundleError):
+    default_hint = "Keep data out of the analysis code; nodes hold the data."
+
+
+class UntrustedSigner(BundleError):
+    default_hint = "The node admin must add the researcher's public key to the trusted keys."
+
+
+class BundleExpired(BundleError):
+    default_hint = "Submit the analysis again to get a fresh signature."
+
+
+# -- sealed results ------------------------------------------------------------------------
+class EnvelopeError(FlameLabError):
+    """A sealed result was rejected; it is never partly opened."""
+
+    default_hint = "Do not trust this result; fetch it again or ask the node admin."
+
+
+class TamperedResult(EnvelopeError):
+    pass
+
+
+class NotARecipient(EnvelopeError):
+    default_hint = "Open the result with the identity the analysis was submitted with."
+
+
+class ReplayedResult(EnvelopeError):
+    default_hint = "This result was already opened; use the object you got the first time."
+
+
+class PayloadError(FlameLabError):
+    """A result payload has a type flame_lab refuses to encode or decode."""
+
+    default_hint = "Return JSON-compatible values, NumPy arrays or tables."
+
+
+# -- hub and federation --------------------------------------------------------------------
+class HubError(FlameLabError):
+    """The FLAME Hub (sandbox or real) refused or failed a request."""
+
+    default_hint = "Check the hub URL and that it is running (`flame-lab sandbox status`)."
+
+
+class HubUnreachable(HubError):
+    pass
+
+
+class HubAuthError(HubError):
+    default_hint = "Log in again or check the token, user name and password."
+
+
+class NotFound(HubError):
+    default_hint = "Check the id; `flame-lab status` lists your analyses."
+
+
+class SandboxError(FlameLabError):
+    default_hint = "See `flame-lab sandbox status`; `flame-lab sandbox reset` starts afresh."
+
+
+# -- analyses ------------------------------------------------------------------------------
+class DraftError(FlameLabError):
+    """The analysis code cannot be submitted as it is."""
+
+    default_hint = "Fix the code in the %%flame cells and run them again."
+
+
+class AnalysisFailed(FlameLabError):
+    default_hint = "Read the node logs with `%flame logs ID` or `flame-lab logs ID`."
+
+
+class PolicyRefused(FlameLabError):
+    """A node's disclosure or privacy policy refused to release a result."""
+
+    default_hint = "Aggregate over more records, or ask the node's data steward."

@@ -1,0 +1,1 @@
+"""The security core: identities, signed bundles and sealed results (pure, no network)."""
