@@ -88,7 +88,9 @@ def _read_config(path: Path) -> dict:
 def active_profile() -> Profile:
     """Environment first (FLAME_LAB_CORE_URL/AUTH_URL/STORAGE_URL), then FLAME_LAB_PROFILE or
     config.toml's ``profile = "..."`` with a ``[profiles.NAME]`` table; else the sandbox."""
-    env = {k: os.environ.get(f"FLAME_LAB_{k.upper()}") for k in ("core_url", "auth_url", "storage_url")}
+    env = {
+        k: os.environ.get(f"FLAME_LAB_{k.upper()}") for k in ("core_url", "auth_url", "storage_url")
+    }
     if any(env.values()):
         missing = [f"FLAME_LAB_{k.upper()}" for k, v in env.items() if not v]
         if missing:
