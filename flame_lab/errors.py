@@ -149,3 +149,83 @@ class PolicyRefused(FlameLabError):
     """A node's disclosure or privacy policy refused to release a result."""
 
     default_hint = "Aggregate over more records, or ask the node's data steward."
+
+
+# -- bundles: one class per reason a node refuses (appended by the bundle work) -----------
+class TamperedBundle(BundleError):
+    """The files received differ from the files the researcher signed."""
+
+    default_hint = "Do not run this code; ask the researcher to submit the analysis again."
+
+
+class BadBundleSignature(BundleError):
+    default_hint = "Do not run this code; the bundle was not signed by the key it names."
+
+
+class BundleNotYetValid(BundleError):
+    default_hint = "Check the clocks of the node and of the researcher's machine (use NTP)."
+
+
+class BadEntrypoint(BundleError):
+    default_hint = "Name one of the bundle's .py files as the entrypoint."
+
+
+class MalformedManifest(BundleError):
+    """The bundle manifest is not one flame_lab writes."""
+
+    default_hint = "Build the bundle with flame_lab; manifests must not be edited by hand."
+
+
+class DuplicatePath(MalformedManifest):
+    default_hint = "Each file may appear once in a bundle; build the bundle again."
+
+
+class UnsupportedBundleVersion(MalformedManifest):
+    default_hint = "Use the same flame_lab bundle format version on both ends; upgrade flame_lab."
+
+
+class PassphraseError(KeyFileError):
+    """No usable passphrase was given (empty, or the two entries differ)."""
+
+    default_hint = "Type a non-empty passphrase, or set FLAME_LAB_PASSPHRASE."
+
+
+# -- node policy, privacy and node data (privacy.py, sandbox/node/) -------------------------
+class PolicyFileError(ConfigError):
+    """A node's policy or privacy-budget file is missing, malformed or holds unknown settings."""
+
+    default_hint = "Fix the file named above; `flame_lab.privacy.dump_policy` writes a valid one."
+
+
+class DPParameterError(FlameLabError, ValueError):
+    """Differential-privacy noise was asked for with unusable parameters."""
+
+    default_hint = "Pass a finite epsilon > 0 and sensitivity > 0 and a numeric value."
+
+
+class NodeDataError(FlameLabError):
+    """A node's data folder holds something the node refuses or cannot load."""
+
+    default_hint = "Fix, move or remove the file named above, then start the node again."
+
+
+class FhirQueryError(FlameLabError):
+    """An analysis asked the node's FHIR store for a search it does not support."""
+
+    default_hint = "Change the FHIR query in the analysis code."
+
+
+# -- analysis code: flame_lab's flame.star API (star/) --------------------------------------
+class StarError(FlameLabError):
+    """Analysis code used the flame.star API in a way that cannot work."""
+
+    default_hint = "Check the StarModel arguments; try the analysis with StarModelTester first."
+
+
+class NoStarRuntime(StarError):
+    """flame.star code ran where no FLAME node (real, sandbox or tester) hosts it."""
+
+    default_hint = (
+        "Try the analysis locally with flame.star.StarModelTester(...), "
+        "or submit it so that FLAME nodes run it."
+    )
