@@ -1,0 +1,188 @@
+"""StarModel: the entrypoint of a FLAME star analysis; the node's role decides what runs.
+
+Analyzer nodes load their data, analyse, send to the aggregator and (iterative analyses)
+wait for its result; the aggregator collects, aggregates and either sends its result back
+for another round or submits the final result and tells every node the analysis is over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from flame_lab.errors import StarError
+from flame_lab.star.core import FlameCoreSDK
+from flame_lab.star.nodes import StarAggregator, StarAnalyzer
+from flame_lab.star.results import check_local_dp, check_output_type
+from flame_lab.star.runtime import LocalDP, OutputType
+
+DATA_TYPES = ("fhir", "s3")
+
+
+class StarModel:
+    """Run this analysis on the current node (FLAME's ``flame.star.StarModel``)."""
+
+    flame: FlameCoreSDK
+    data: list[Any] | None = None
+    analyzer: StarAnalyzer | None = None
+    aggregator: StarAggregator | None = None
+
+    def __init__(
+        self,
+        analyzer: type[StarAnalyzer],
+        aggregator: type[StarAggregator],
+        data_type: str,
+        query: str | list[str] | None = None,
+        simple_analysis: bool = True,
+        output_type: OutputType | list[OutputType] = "str",
+        multiple_results: bool = False,
+        analyzer_kwargs: dict[str, Any] | None = None,
+        aggregator_kwargs: dict[str, Any] | None = None,
+        *,
+        filename: str | Sequence[str] | None = None,
+        stream_log_level: int = 20,
+    ) -> None:
+        _check_classes(analyzer, aggregator)
+        if data_type not in DATA_TYPES:
+            raise StarError(
+                f"Unknown data_type {data_type!r}.", hint="Use data_type='fhir' or 's3'."
+            )
+        check_output_type(output_type, multiple_results)
+        self.flame = FlameCoreSDK()
+        role = self.flame.get_role()
+        if role == "default":
+            self.flame.flame_log(f"Analyzer {self.flame.get_id()} started", log_type="info")
+            self._run_analyzer(analyzer, data_type, query, simple_analysis, analyzer_kwargs)
+        elif role == "aggregator":
+            self.flame.flame_log("Aggregator started", log_type="info")
+            self._run_aggregator(
+                aggregator,
+                simple_analysis,
+                output_type,
+                multiple_results,
+                aggregator_kwargs,
+                filename,
+            )
+        else:
+            raise StarError(
+                f"This node's role is {role!r}; a star analysis needs 'default' or 'aggregator'.",
+                hint="Check the node's configuration in the FLAME Hub.",
+            )
+        self.flame.flame_log("Analysis finished!", log_type="info")
+
+    def _local_dp(self) -> LocalDP | None:
+        """Local-DP parameters for the final result; StarLocalDPModel overrides this."""
+        return None
+
+    def _run_analyzer(
+        self,
+        analyzer_class: type[StarAnalyzer],
+        data_type: str,
+        query: str | list[str] | None,
+        simple_analysis: bool,
+        kwargs: dict[str, Any] | None,
+    ) -> None:
+        analyzer = analyzer_class(self.flame, **(kwargs or {}))
+        self.analyzer = analyzer
+        aggregator_id = self.flame.get_aggregator_id()
+        self.data = self._load_data(data_type, query)
+        while not analyzer.finished:
+            result = analyzer.analyze(self.data)
+            self.flame.send_intermediate_data([aggregator_id], result)
+            if simple_analysis:
+                analyzer.node_finished()
+                continue
+            answer = self.flame.await_intermediate_data([aggregator_id])[aggregator_id]
+            if self.flame.finished:
+                analyzer.node_finished()
+            else:
+                analyzer.latest_result = answer
+
+    def _run_aggregator(
+        self,
+        aggregator_class: type[StarAggregator],
+        simple_analysis: bool,
+        output_type: OutputType | list[OutputType],
+        multiple_results: bool,
+        kwargs: dict[str, Any] | None,
+        filename: str | Sequence[str] | None,
+    ) -> None:
+        aggregator = aggregator_class(self.flame, **(kwargs or {}))
+        self.aggregator = aggregator
+        analyzers = aggregator.partner_node_ids
+        local_dp = self._local_dp()
+        while not aggregator.finished:
+            received = self.flame.await_intermediate_data(analyzers)
+            result, converged = aggregator.aggregate(list(received.values()), simple_analysis)
+            if converged:
+                self.flame.flame_log("Submitting final results...", log_type="info")
+                self.flame.submit_final_result(
+                    result, output_type, multiple_results, local_dp=local_dp, filename=filename
+                )
+                self.flame.analysis_finished()
+                aggregator.node_finished()
+            else:
+                self.flame.send_intermediate_data(analyzers, result)
+
+    def _load_data(self, data_type: str, query: str | list[str] | None) -> list[Any] | None:
+        queries = [query] if isinstance(query, str) and query else list(query or [])
+        if data_type == "fhir":
+            return self.flame.get_fhir_data(queries)
+        return self.flame.get_s3_data(queries)
+
+
+class StarLocalDPModel(StarModel):
+    """A StarModel whose single numeric final result gets Laplace noise (scale = s/epsilon)."""
+
+    epsilon: float | None
+    sensitivity: float | None
+
+    def __init__(
+        self,
+        analyzer: type[StarAnalyzer],
+        aggregator: type[StarAggregator],
+        data_type: str,
+        query: str | list[str] | None = None,
+        simple_analysis: bool = True,
+        output_type: OutputType | list[OutputType] = "str",
+        multiple_results: bool = False,
+        analyzer_kwargs: dict[str, Any] | None = None,
+        aggregator_kwargs: dict[str, Any] | None = None,
+        epsilon: float | None = None,
+        sensitivity: float | None = None,
+        *,
+        filename: str | Sequence[str] | None = None,
+        stream_log_level: int = 20,
+    ) -> None:
+        self._dp = check_local_dp(epsilon, sensitivity)
+        self.epsilon = epsilon
+        self.sensitivity = sensitivity
+        super().__init__(
+            analyzer,
+            aggregator,
+            data_type,
+            query,
+            simple_analysis,
+            output_type,
+            multiple_results,
+            analyzer_kwargs,
+            aggregator_kwargs,
+            filename=filename,
+            stream_log_level=stream_log_level,
+        )
+
+    def _local_dp(self) -> LocalDP | None:
+        return self._dp
+
+
+def _check_classes(analyzer: Any, aggregator: Any) -> None:
+    for given, base, name in (
+        (analyzer, StarAnalyzer, "analyzer"),
+        (aggregator, StarAggregator, "aggregator"),
+    ):
+        if not (isinstance(given, type) and issubclass(given, base)):
+            raise StarError(
+                f"{name}= must be a subclass of {base.__name__} (the class itself, not an "
+                f"instance), got {given!r}.",
+                hint=f"Define `class My{base.__name__[4:]}({base.__name__})` and pass the class.",
+            )

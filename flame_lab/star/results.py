@@ -1,0 +1,193 @@
+"""Turning what an aggregator returns into the final result(s) a node releases.
+
+``output_type`` converts as FLAME's SDK does: ``'str'`` -> ``str(result)``, ``'bytes'`` ->
+``bytes(result)``; if that conversion fails the SDK falls back to ``'pickle'`` with a warning,
+and so do we. In flame_lab ``'pickle'`` means "the Python object itself": the node encodes it
+with flame_lab.security.payload (JSON, .npy, tables), never with pickle.
+Local DP (StarLocalDPModel) needs one finite number, adds Laplace noise with scale
+sensitivity/epsilon here, and then releases it as ``'str'`` like the SDK does.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from numbers import Real
+from typing import TYPE_CHECKING, Any, cast
+
+from flame_lab.errors import DPParameterError, StarError
+from flame_lab.star.runtime import (
+    OUTPUT_TYPES,
+    FinalSubmission,
+    LocalDP,
+    OutputType,
+    ReleasedResult,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+
+Warn = Callable[[str], None]
+
+
+def check_output_type(output_type: Any, multiple_results: bool) -> None:
+    """Refuse an output_type the SDK does not know, before any node starts work."""
+    kinds = output_type if isinstance(output_type, list) else [output_type]
+    if isinstance(output_type, list) and not multiple_results:
+        raise StarError(
+            "A list of output types needs multiple_results=True.",
+            hint="Pass one output_type, or set multiple_results=True.",
+        )
+    for kind in kinds:
+        if kind not in OUTPUT_TYPES:
+            raise StarError(
+                f"Unknown output_type {kind!r}.",
+                hint="Use 'str', 'bytes' or 'pickle' (a Python object; flame_lab never pickles).",
+            )
+
+
+def check_local_dp(epsilon: float | None, sensitivity: float | None) -> LocalDP | None:
+    """LocalDP for valid parameters, None when both are absent, an error otherwise."""
+    if epsilon is None and sensitivity is None:
+        return None
+    if epsilon is None or sensitivity is None:
+        raise DPParameterError(
+            "Local differential privacy needs both epsilon and sensitivity; only one was given."
+        )
+    for name, value in (("epsilon", epsilon), ("sensitivity", sensitivity)):
+        if not _is_number(value) or not math.isfinite(value) or value <= 0:
+            raise DPParameterError(f"Local DP {name} must be a finite number > 0, got {value!r}.")
+    return LocalDP(epsilon=float(epsilon), sensitivity=float(sensitivity))
+
+
+def prepare_submission(
+    result: Any,
+    output_type: OutputType | list[OutputType] = "str",
+    multiple_results: bool = False,
+    local_dp: LocalDP | dict[str, float] | None = None,
+    filename: str | Sequence[str] | None = None,
+    *,
+    rng: np.random.Generator | None = None,
+    warn: Warn = lambda _msg: None,
+) -> FinalSubmission:
+    """Apply multiple_results, local DP and output_type conversion; warn() as the SDK warns."""
+    check_output_type(output_type, multiple_results)
+    dp = _as_local_dp(local_dp)
+    if multiple_results and not isinstance(result, list | tuple):
+        warn(
+            f"multiple_results=True, but the result is a {type(result).__name__}, not a list "
+            "or tuple: it is released as one result."
+        )
+        multiple_results = False
+    items = list(result) if multiple_results else [result]
+    kinds = _per_item(output_type, len(items), "output types")
+    names = _filenames(filename, len(items), multiple_results)
+
+    if dp is not None:
+        if multiple_results:
+            raise DPParameterError(
+                "Local differential privacy applies to one number, but multiple_results=True "
+                f"gave {len(items)} results.",
+                hint="Return a single int or float from aggregation_method with "
+                "StarLocalDPModel, or drop multiple_results.",
+            )
+        items = [add_noise(items[0], dp, rng)]
+        if kinds[0] != "str":
+            warn(f"Local DP releases results as 'str'; output_type {kinds[0]!r} is ignored.")
+            kinds = ["str"]
+
+    released = tuple(
+        _convert(item, kind, name, warn)
+        for item, kind, name in zip(items, kinds, names, strict=True)
+    )
+    return FinalSubmission(results=released, multiple_results=multiple_results, local_dp=dp)
+
+
+def add_noise(value: Any, dp: LocalDP, rng: np.random.Generator | None = None) -> float:
+    """Laplace noise (scale = sensitivity/epsilon) on one finite number; refuse anything else."""
+    if not _is_number(value):
+        raise DPParameterError(
+            "Local differential privacy needs a single number as the final result, but the "
+            f"aggregator returned a {type(value).__name__}.",
+            hint="Return one int or float from aggregation_method when epsilon and "
+            "sensitivity are set (StarLocalDPModel), or use StarModel.",
+        )
+    if not math.isfinite(value):
+        raise DPParameterError(
+            f"Local differential privacy needs a finite number, got {value!r}.",
+            hint="Make aggregation_method return a finite int or float.",
+        )
+    return _laplace(float(value), sensitivity=dp.sensitivity, epsilon=dp.epsilon, rng=rng)
+
+
+def _laplace(value: float, *, sensitivity: float, epsilon: float, rng: Any) -> float:
+    # Imported here: privacy.py is shared with the nodes and pulls in more than star needs.
+    from flame_lab.privacy import add_laplace_noise
+
+    return float(add_laplace_noise(value, sensitivity=sensitivity, epsilon=epsilon, rng=rng))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
+def _as_local_dp(local_dp: LocalDP | dict[str, float] | None) -> LocalDP | None:
+    if local_dp is None or isinstance(local_dp, LocalDP):
+        return local_dp
+    if isinstance(local_dp, dict):
+        return check_local_dp(local_dp.get("epsilon"), local_dp.get("sensitivity"))
+    raise DPParameterError(
+        "local_dp must be a dict with 'epsilon' and 'sensitivity'.",
+        hint="Pass local_dp={'epsilon': ..., 'sensitivity': ...}.",
+    )
+
+
+def _per_item(kind: OutputType | list[OutputType], count: int, what: str) -> list[OutputType]:
+    if not isinstance(kind, list):
+        return [kind] * count
+    if len(kind) != count:
+        raise StarError(
+            f"{len(kind)} {what} were given for {count} results.",
+            hint="Give one output_type per result, or a single output_type for all.",
+        )
+    return list(kind)
+
+
+def _filenames(
+    filename: str | Sequence[str] | None, count: int, multiple: bool
+) -> list[str | None]:
+    if filename is None:
+        return [None] * count
+    if isinstance(filename, str):
+        return [numbered(filename, i) for i in range(count)] if multiple else [filename]
+    names = list(filename)
+    if len(names) != count:
+        raise StarError(
+            f"{len(names)} file names were given for {count} results.",
+            hint="Give one file name per result, or a single name to be numbered.",
+        )
+    return names
+
+
+def numbered(path: str, index: int) -> str:
+    """``result.csv`` -> ``result_1.csv`` for the first of several results (as the SDK does)."""
+    stem, dot, ext = path.rpartition(".")
+    if dot and stem and "/" not in ext:
+        return f"{stem}_{index + 1}.{ext}"
+    return f"{path}_{index + 1}"
+
+
+def _convert(item: Any, kind: OutputType, name: str | None, warn: Warn) -> ReleasedResult:
+    try:
+        if kind == "str":
+            text = str(item)
+            text.encode("utf-8")
+            return ReleasedResult(text, "str", name)
+        if kind == "bytes":
+            return ReleasedResult(bytes(item), "bytes", name)
+    except (TypeError, ValueError, UnicodeEncodeError) as exc:
+        warn(
+            f"Failed to convert the result to output_type={kind!r} ({type(exc).__name__}); "
+            "releasing it as a Python object ('pickle') instead."
+        )
+    return ReleasedResult(item, cast(OutputType, "pickle"), name)
