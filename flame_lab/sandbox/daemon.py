@@ -1,0 +1,358 @@
+"""Start, stop and describe a sandbox federation living in one home folder.
+
+``up`` provisions a fresh home once (researcher account, nodes with their key files and
+client secrets, an approved project), then runs the hub detached (its own session, output to
+``hub.log``) and returns once it answers. A second ``up`` reuses a running hub; stale pid files
+left by a crash are detected and replaced. State lives in SQLite and blobs, so it survives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flame_lab import config
+from flame_lab.errors import SandboxError
+from flame_lab.sandbox.hub.app import STATE_FILE
+from flame_lab.sandbox.hub.provision import NodeSeed, Provisioned, node_names, provision
+from flame_lab.sandbox.hub.store import Store
+from flame_lab.security import keys
+
+PID_FILE = "hub.pid"
+LOG_FILE = "hub.log"
+INFO_FILE = "sandbox.json"  # ids and names only; no secrets
+RESEARCHER_FILE = "researcher.json"  # 0600: user name and password
+HUB_MODULE = "flame_lab.sandbox.hub"
+
+
+@dataclass(frozen=True)
+class Running:
+    """A hub process that answers: its pid and base URL."""
+
+    pid: int
+    url: str
+
+
+def home_dir(home: Path | str | None = None) -> Path:
+    return Path(home).expanduser() if home else config.sandbox_dir()
+
+
+def _write_private(path: Path, data: dict[str, Any]) -> None:
+    """Write a JSON file readable only by its owner (created 0600, never briefly wider)."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _private_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o700)
+    return path
+
+
+# -- provisioning --------------------------------------------------------------------------
+def is_initialised(home: Path) -> bool:
+    return (home / INFO_FILE).exists()
+
+
+def initialise(home: Path, nodes: int = 3) -> Provisioned:
+    """Create the hub's starting records and every node's identity and secrets files."""
+    if nodes < 2:
+        raise SandboxError(
+            "a sandbox needs at least 2 nodes (one site and the aggregator)",
+            hint="Use `--nodes 3` (the default) or more.",
+        )
+    _private_dir(home)
+    identities = {seed.name: keys.NodeIdentity.generate() for seed in node_names(nodes)}
+    seeds = [
+        NodeSeed(s.name, s.type, identities[s.name].public.hub_public_key)
+        for s in node_names(nodes)
+    ]
+    store = Store(home)
+    try:
+        done = provision(store, seeds)
+    finally:
+        store.close()
+    node_info = []
+    for node in done.nodes:
+        folder = _private_dir(home / "nodes" / node.name)
+        passphrase = secrets.token_urlsafe(24)
+        _write_private(
+            folder / "secrets.json",
+            {
+                "nodeId": node.id,
+                "clientId": node.client_id,
+                "clientSecret": node.client_secret,
+                "identityPassphrase": passphrase,
+            },
+        )
+        identity_file = folder / "identity.json"
+        if identity_file.exists():
+            identity_file.unlink()
+        keys.save_node_identity(identity_file, identities[node.name], passphrase)
+        (folder / "public.json").write_text(
+            json.dumps(identities[node.name].public.to_dict(), indent=2), encoding="utf-8"
+        )
+        node_info.append(
+            {"id": node.id, "name": node.name, "type": node.type, "clientId": node.client_id}
+        )
+    _write_private(home / RESEARCHER_FILE, {"username": done.username, "password": done.password})
+    info = {
+        "projectId": done.project_id,
+        "masterImageId": done.master_image_id,
+        "realmId": done.realm_id,
+        "username": done.username,
+        "nodes": node_info,
+    }
+    (home / INFO_FILE).write_text(json.dumps(info, indent=2), encoding="utf-8")
+    return done
+
+
+# -- processes ------------------------------------------------------------------------------
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if cmdline.exists():  # guard against a recycled pid
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            return False
+        return "flame_lab" in text or "flame-lab" in text  # empty for a zombie
+    return True
+
+
+def answers(url: str, timeout: float = 2.0) -> bool:
+    """Whether a sandbox hub answers at ``url`` (its public root route)."""
+    try:
+        with urllib.request.urlopen(url + "/", timeout=timeout) as r:  # noqa: S310 (loopback URL)
+            return json.loads(r.read()).get("service") == "flame_lab sandbox hub"
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def running(home: Path | str | None = None) -> Running | None:
+    """The hub serving this home, if one is alive and answering; stale files are removed."""
+    home = home_dir(home)
+    pid_text = (home / PID_FILE).read_text().strip() if (home / PID_FILE).exists() else ""
+    state = _read_json(home / STATE_FILE)
+    if not pid_text.isdigit():
+        return None
+    pid = int(pid_text)
+    if _alive(pid) and state and state.get("pid") == pid and answers(state["url"]):
+        return Running(pid, state["url"])
+    if not _alive(pid):
+        for name in (PID_FILE, STATE_FILE):
+            with contextlib.suppress(FileNotFoundError):
+                (home / name).unlink()
+    return None
+
+
+def node_agent_commands(home: Path, url: str) -> list[list[str]]:
+    """HOOK for the node agents (next issue): the processes `up` starts once the hub answers.
+
+    Each entry is an argv list, started detached like the hub. Empty until the node agent
+    exists; the agent will read ``<home>/nodes/<name>/secrets.json`` and ``identity.json``."""
+    return []
+
+
+def _spawn(argv: list[str], home: Path, log_name: str) -> subprocess.Popen:
+    with open(home / log_name, "ab") as log:
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=home,
+        )
+
+
+def up(
+    home: Path | str | None = None,
+    *,
+    nodes: int = 3,
+    port: int = 0,
+    timeout: float = 30.0,
+) -> Running:
+    """Start (or reuse) the sandbox hub for ``home`` and return once it answers."""
+    home = home_dir(home)
+    current = running(home)
+    if current is not None:
+        return current
+    _wait_for_starting_hub(home, timeout)
+    if (current := running(home)) is not None:
+        return current
+    if not is_initialised(home):
+        initialise(home, nodes)
+    with contextlib.suppress(FileNotFoundError):
+        (home / STATE_FILE).unlink()
+    proc = _spawn(
+        [sys.executable, "-m", HUB_MODULE, "--home", str(home), "--port", str(port)],
+        home,
+        LOG_FILE,
+    )
+    (home / PID_FILE).write_text(str(proc.pid))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SandboxError(
+                f"the sandbox hub exited with code {proc.returncode}",
+                hint=f"Read {home / LOG_FILE}.",
+            )
+        state = _read_json(home / STATE_FILE)
+        if state and state.get("pid") == proc.pid and answers(state["url"]):
+            for argv in node_agent_commands(home, state["url"]):
+                _spawn(argv, home, f"{Path(argv[-1]).name}.log")
+            return Running(proc.pid, state["url"])
+        time.sleep(0.05)
+    stop_pid(proc.pid)
+    raise SandboxError(
+        f"the sandbox hub did not answer within {timeout:.0f} s", hint=f"Read {home / LOG_FILE}."
+    )
+
+
+def _wait_for_starting_hub(home: Path, timeout: float) -> None:
+    """A live hub process that does not answer yet may be starting: give it time, never a twin."""
+    pid_text = (home / PID_FILE).read_text().strip() if (home / PID_FILE).exists() else ""
+    if not pid_text.isdigit() or not _alive(int(pid_text)):
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if running(home) is not None or not _alive(int(pid_text)):
+            return
+        time.sleep(0.05)
+    raise SandboxError(
+        f"the sandbox hub (pid {pid_text}) runs but does not answer",
+        hint=f"Read {home / LOG_FILE}, then `flame-lab sandbox down` and `up` again.",
+    )
+
+
+def stop_pid(pid: int, timeout: float = 10.0) -> None:
+    """SIGTERM, wait, then SIGKILL: the hub commits before answering, so both are safe."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def down(home: Path | str | None = None) -> bool:
+    """Stop the hub of ``home``; True if one was running."""
+    home = home_dir(home)
+    pid_file = home / PID_FILE
+    was_running = False
+    if pid_file.exists() and pid_file.read_text().strip().isdigit():
+        pid = int(pid_file.read_text().strip())
+        if _alive(pid):
+            stop_pid(pid)
+            was_running = True
+    for name in (PID_FILE, STATE_FILE):
+        with contextlib.suppress(FileNotFoundError):
+            (home / name).unlink()
+    return was_running
+
+
+def reset(home: Path | str | None = None) -> None:
+    """Stop the hub and delete every record, file and key of this sandbox."""
+    home = home_dir(home)
+    down(home)
+    if home.exists():
+        shutil.rmtree(home)
+
+
+def status(home: Path | str | None = None) -> dict[str, Any]:
+    """Everything a FLAME client needs to use the sandbox (includes the local password)."""
+    home = home_dir(home)
+    current = running(home)
+    info = _read_json(home / INFO_FILE) or {}
+    researcher = _read_json(home / RESEARCHER_FILE) or {}
+    url = current.url if current else None
+    return {
+        "home": str(home),
+        "initialised": bool(info),
+        "running": current is not None,
+        "pid": current.pid if current else None,
+        "url": url,
+        "coreUrl": f"{url}/core" if url else None,
+        "authUrl": f"{url}/auth" if url else None,
+        "storageUrl": f"{url}/storage" if url else None,
+        "username": researcher.get("username"),
+        "password": researcher.get("password"),
+        "credentialsFile": str(home / RESEARCHER_FILE),
+        "projectId": info.get("projectId"),
+        "nodes": [
+            {
+                **node,
+                "secretsFile": str(home / "nodes" / node["name"] / "secrets.json"),
+                "identityFile": str(home / "nodes" / node["name"] / "identity.json"),
+                "publicIdentityFile": str(home / "nodes" / node["name"] / "public.json"),
+            }
+            for node in info.get("nodes", [])
+        ],
+    }
+
+
+def foreground(
+    home: Path | str | None = None,
+    *,
+    nodes: int = 3,
+    port: int = 0,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Run the hub in this process (``sandbox up --foreground``) until interrupted."""
+    from flame_lab.sandbox.hub.app import serve
+
+    home = home_dir(home)
+    if running(home) is not None:
+        raise SandboxError(
+            f"a sandbox hub already runs for {home}", hint="Stop it with `flame-lab sandbox down`."
+        )
+    if not is_initialised(home):
+        initialise(home, nodes)
+    (home / PID_FILE).write_text(str(os.getpid()))
+    try:
+        serve(home, port, on_ready=on_ready)
+    finally:
+        for name in (PID_FILE, STATE_FILE):
+            with contextlib.suppress(FileNotFoundError):
+                (home / name).unlink()

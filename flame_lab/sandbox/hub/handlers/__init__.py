@@ -1,0 +1,1 @@
+"""Thin tornado handlers: parse the request, call the store or ``lifecycle.Core``, render."""

@@ -1,0 +1,158 @@
+"""What every hub handler shares: bearer authentication, JSON bodies, envelopes, and the one
+place where errors become the Hub's flat ``{statusCode, code, message, issues}`` bodies."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from tornado.web import HTTPError, RequestHandler
+
+from flame_lab.sandbox.hub.query import Query, parse_query, schema_of
+from flame_lab.sandbox.hub.resources import RESOURCES
+from flame_lab.sandbox.hub.wire import ApiError, is_uuid
+
+if TYPE_CHECKING:
+    from flame_lab.sandbox.hub.app import Hub
+    from flame_lab.sandbox.hub.auth import Principal
+
+log = logging.getLogger("flame_lab.sandbox.hub")
+
+
+class HubHandler(RequestHandler):
+    """Base: authenticates in ``prepare`` unless ``public``; renders ApiError as the Hub does."""
+
+    public = False
+    hub: Hub
+    principal: Principal
+
+    def initialize(self, hub: Hub, resource: str | None = None) -> None:
+        self.hub = hub
+        self.resource_name = resource or ""
+
+    def prepare(self) -> None:
+        if not self.public:
+            self.principal = self.hub.auth.authenticate(self.request.headers.get("Authorization"))
+
+    def check_xsrf_cookie(self) -> None:  # bearer tokens only; no cookies
+        return None
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+
+    # -- errors ------------------------------------------------------------------------------
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, ApiError):
+            error = exc
+        elif isinstance(exc, HTTPError):
+            error = ApiError(exc.status_code, exc.log_message or self._reason)
+        else:
+            error = ApiError(status_code, self._reason or "internal error")
+        self.set_status(error.status)
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        if error.status == 413:  # the rest of the body is never read: do not reuse this socket
+            self.set_header("Connection", "close")
+        self.finish(json.dumps(error.body()))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, ApiError):
+            return
+        super().log_exception(typ, value, tb)
+
+    # -- input -------------------------------------------------------------------------------
+    def json_body(self) -> Any:
+        if not self.request.body:
+            return {}
+        try:
+            return json.loads(self.request.body)
+        except (ValueError, UnicodeDecodeError):
+            raise ApiError(400, "the request body is not valid JSON", code="invalid_body") from None
+
+    def query(self, *, collection: bool = True) -> Query:
+        return parse_query(
+            self.request.query_arguments, RESOURCES[self.resource_name], collection=collection
+        )
+
+    @staticmethod
+    def record_id(raw: str, what: str) -> str:
+        if not is_uuid(raw):
+            raise ApiError(404, f"{what} {raw} does not exist")
+        return raw
+
+    # -- output ------------------------------------------------------------------------------
+    def send(self, status: int, data: Any, meta: dict[str, Any] | None = None) -> None:
+        self.set_status(status)
+        self.finish(json.dumps({"data": data, "meta": meta if meta is not None else {}}))
+
+    def render(self, name: str, record: dict[str, Any], query: Query | None = None) -> dict:
+        return self.hub.render(name, record, query)
+
+
+class CollectionHandler(HubHandler):
+    """GET /<collection> (rapiq query) and POST /<collection> (create -> 201)."""
+
+    created_status = 201
+
+    def get(self) -> None:
+        query = self.query()
+        self.hub.core.check_read(self.resource_name, self.principal, query.filter_value)
+        records, total = self.hub.store.find(self.resource_name, query)
+        meta = {
+            "total": total,
+            "limit": query.limit,
+            "offset": query.offset,
+            "schema": schema_of(RESOURCES[self.resource_name]),
+        }
+        self.send(200, [self.render(self.resource_name, r, query) for r in records], meta)
+
+    def post(self) -> None:
+        record = self.hub.core.create(self.resource_name, self.principal, self.json_body())
+        self.send(self.created_status, self.render(self.resource_name, record))
+
+
+class ItemHandler(HubHandler):
+    """GET, POST (update -> 202) and DELETE (-> 202) of /<collection>/:id."""
+
+    def get(self, raw_id: str) -> None:
+        query = self.query(collection=False)
+        record = self.hub.store.require(
+            self.resource_name, self.record_id(raw_id, self.resource_name)
+        )
+        self.hub.core.check_read(self.resource_name, self.principal, lambda name: record.get(name))
+        meta = {"schema": schema_of(RESOURCES[self.resource_name])}
+        self.send(200, self.render(self.resource_name, record, query), meta)
+
+    def post(self, raw_id: str) -> None:
+        record_id = self.record_id(raw_id, self.resource_name)
+        record = self.hub.core.update(
+            self.resource_name, self.principal, record_id, self.json_body()
+        )
+        self.send(202, self.render(self.resource_name, record))
+
+    def delete(self, raw_id: str) -> None:
+        record_id = self.record_id(raw_id, self.resource_name)
+        record = self.hub.store.require(self.resource_name, record_id)
+        self.hub.core.delete(self.resource_name, self.principal, record_id)
+        self.send(202, self.render(self.resource_name, record))
+
+
+class NotFoundHandler(HubHandler):
+    """Any path outside the route table: a Hub-shaped 404."""
+
+    public = True
+
+    def prepare(self) -> None:
+        raise ApiError(404, f"no route {self.request.method} {self.request.path}")
+
+
+class RootHandler(HubHandler):
+    """GET / (and /core, /storage, /auth): who answers here; the daemon's health check."""
+
+    public = True
+
+    def get(self) -> None:
+        from flame_lab import __version__
+
+        self.finish(json.dumps({"service": "flame_lab sandbox hub", "version": __version__}))

@@ -1,0 +1,140 @@
+"""Storage routes with bodies that are not JSON: multipart upload and the two byte streams.
+
+Uploads are refused with 413 from the Content-Length header before any body is read, and
+counted while streaming (spooled to disk, not held in memory) for bodies sent without one.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import tarfile
+import tempfile
+from typing import Any
+
+from tornado import httputil
+from tornado.web import stream_request_body
+
+from flame_lab.sandbox.hub.handlers.base import HubHandler
+from flame_lab.sandbox.hub.wire import ApiError
+
+_CHUNK = 1 << 16
+_SPOOL = 1 << 20
+
+
+def clean_path(name: str) -> str:
+    """A relative POSIX path inside the bucket, or a 400."""
+    path = posixpath.normpath(name.strip())
+    if (
+        not name.strip()
+        or "\\" in name
+        or "\x00" in name
+        or path.startswith("/")
+        or path == ".."
+        or path.startswith("../")
+        or path == "."
+    ):
+        raise ApiError(400, f"file name {name!r} is not a safe relative path", code="invalid_path")
+    return path
+
+
+@stream_request_body
+class UploadHandler(HubHandler):
+    """POST /buckets/:id/upload (multipart/form-data; file names may carry relative paths)."""
+
+    def prepare(self) -> None:
+        super().prepare()
+        self.received = 0
+        self.spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL)
+        limit = self.hub.upload_limit
+        raw_id = self.path_args[0]
+        bucket = self.hub.store.require("buckets", self.record_id(raw_id, "bucket"), "bucket")
+        self.hub.core.check_bucket_write(self.principal, bucket)
+        length = self.request.headers.get("Content-Length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            raise ApiError(413, f"the upload exceeds the sandbox's limit of {limit} bytes")
+        self.request.connection.set_max_body_size(limit + _SPOOL)  # our count trips first
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._finished:
+            return
+        self.received += len(chunk)
+        if self.received > self.hub.upload_limit:
+            # answer now; tornado closes the connection without reading the rest
+            error = ApiError(
+                413, f"the upload exceeds the sandbox's limit of {self.hub.upload_limit} bytes"
+            )
+            self.send_error(413, exc_info=(ApiError, error, None))
+            return
+        self.spool.write(chunk)
+
+    def on_finish(self) -> None:
+        spool = getattr(self, "spool", None)
+        if spool is not None:
+            spool.close()
+
+    def post(self, raw_id: str) -> None:
+        if self._finished:
+            return
+        self.spool.seek(0)
+        body = self.spool.read()
+        args: dict[str, list[bytes]] = {}
+        files: dict[str, list[httputil.HTTPFile]] = {}
+        content_type = self.request.headers.get("Content-Type", "")
+        if not content_type.startswith("multipart/form-data"):
+            raise ApiError(400, "an upload must be multipart/form-data", code="invalid_body")
+        httputil.parse_body_arguments(content_type, body, args, files, self.request.headers)
+        uploads = [(clean_path(f.filename), f.body) for parts in files.values() for f in parts]
+        if not uploads:
+            raise ApiError(400, "the upload holds no files", code="invalid_body")
+        records = self.hub.store_files(self.principal, raw_id, uploads)
+        self.set_status(201)
+        rendered = [self.render("bucket-files", r) for r in records]
+        self.finish(json.dumps({"data": rendered, "meta": {"total": len(rendered)}}))
+
+
+class BucketStreamHandler(HubHandler):
+    """GET /buckets/:id/stream: a tar of every file. For a CODE bucket whose analysis is built,
+    the tar comes from the immutable build snapshot (header ``X-Build-Hash``)."""
+
+    async def get(self, raw_id: str) -> None:
+        bucket = self.hub.store.require("buckets", self.record_id(raw_id, "bucket"), "bucket")
+        self.hub.core.check_bucket_read(self.principal, bucket)
+        entries: list[tuple[str, Any, int]] = []
+        build = self.hub.core.build_of_bucket(bucket["id"])
+        if build is not None:
+            folder, manifest = build
+            self.set_header("X-Build-Hash", folder.name)
+            entries = [(path, folder / path, size) for path, _, size in manifest]
+        else:
+            for f in self.hub.store.select("bucket-files", bucketId=bucket["id"]):
+                entries.append((f["path"], self.hub.store.blob_path(f["hash"]), f["size"]))
+        self.set_header("Content-Type", "application/x-tar")
+        with tempfile.SpooledTemporaryFile(max_size=_SPOOL) as spool:
+            with tarfile.open(fileobj=spool, mode="w|") as tar:
+                for path, source, size in sorted(entries, key=lambda e: e[0]):
+                    info = tarfile.TarInfo(path)
+                    info.size = size
+                    info.mode = 0o644
+                    with open(source, "rb") as fh:
+                        tar.addfile(info, fh)
+            spool.seek(0)
+            while chunk := spool.read(_CHUNK):
+                self.write(chunk)
+                await self.flush()
+        self.finish()
+
+
+class FileStreamHandler(HubHandler):
+    """GET /bucket-files/:id/stream: the file's raw bytes."""
+
+    async def get(self, raw_id: str) -> None:
+        record = self.hub.store.require("bucket-files", self.record_id(raw_id, "bucket file"))
+        bucket = self.hub.store.require("buckets", record["bucketId"], "bucket")
+        self.hub.core.check_bucket_read(self.principal, bucket)
+        self.set_header("Content-Type", "application/octet-stream")
+        with open(self.hub.store.blob_path(record["hash"]), "rb") as fh:
+            while chunk := fh.read(_CHUNK):
+                self.write(chunk)
+                await self.flush()
+        self.finish()
