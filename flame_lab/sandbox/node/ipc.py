@@ -50,11 +50,21 @@ def _encode(value: Any) -> Any:
 def _decode(value: Any) -> Any:
     if isinstance(value, dict):
         if len(value) == 1 and "$b64" in value:
-            return base64.b64decode(value["$b64"])
+            return base64.b64decode(value["$b64"], validate=True)
         return {k: _decode(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_decode(v) for v in value]
     return value
+
+
+def to_json(value: Any) -> Any:
+    """A channel value as plain JSON types, bytes spelt ``{"$b64": ...}`` (as on the wire)."""
+    return _encode(value)
+
+
+def from_json(value: Any) -> Any:
+    """The channel value of plain JSON made by :func:`to_json`."""
+    return _decode(value)
 
 
 class Channel:
@@ -83,11 +93,14 @@ class Channel:
             raise ChannelClosed(f"refusing a frame of {size} bytes")
         try:
             message = json.loads(self._read(size))
-        except ValueError:
+        except (ValueError, RecursionError):
             raise ChannelClosed("received a malformed frame") from None
         if not isinstance(message, dict):
             raise ChannelClosed("received a frame that is not an object")
-        return _decode(message)
+        try:
+            return _decode(message)
+        except (ValueError, TypeError, RecursionError):
+            raise ChannelClosed("received a frame with malformed bytes") from None
 
     def _read(self, size: int) -> bytes:
         chunks, remaining = [], size

@@ -102,3 +102,20 @@ def test_a_pickle_is_never_loaded(pair):
     left.sock.sendall(len(blob).to_bytes(4, "big") + blob)
     with pytest.raises(ChannelClosed):
         right.recv()
+
+
+def test_a_frame_with_malformed_bytes_or_absurd_nesting_closes_instead_of_crashing(pair):
+    left, right = pair
+    for frame in (b'{"x":{"$b64":5}}', b'{"x":{"$b64":"%%%"}}', b'{"x":' + b"[" * 100000):
+        left.sock.sendall(len(frame).to_bytes(4, "big") + frame)
+        with pytest.raises(ChannelClosed):
+            right.recv()
+
+
+def test_to_json_spells_bytes_as_plain_json_and_from_json_reads_them_back():
+    import json
+
+    from flame_lab.sandbox.node.ipc import from_json, to_json
+
+    text = json.dumps(to_json({"blob": b"\x00\x01", "n": [1, b"z"]}))
+    assert from_json(json.loads(text)) == {"blob": b"\x00\x01", "n": [1, b"z"]}

@@ -1,0 +1,333 @@
+"""Run one verified analysis in a confined subprocess and serve its runtime calls.
+
+:func:`run_analysis` starts ``confine -- python -m flame_lab.sandbox.node.bootstrap entry.py``
+with a clean environment and one inherited socket, answers the analysis's calls with a
+:class:`~flame_lab.sandbox.node.service.NodeService`, streams its output lines, enforces the
+wall-clock limit and says plainly why a run failed (the analysis's own traceback, or the limit
+it hit).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from flame_lab.errors import SandboxError
+from flame_lab.privacy import ResourceLimits
+from flame_lab.sandbox.node.confine import MARKER, NOBODY
+from flame_lab.sandbox.node.ipc import Channel, serve
+from flame_lab.sandbox.node.service import NodeService
+from flame_lab.star.compat import COMPAT_DIR
+from flame_lab.star.runtime import RUNTIME_ENV
+
+log = logging.getLogger(__name__)
+OnOutput = Callable[[str, str], None]
+MAX_LINE = 64 * 1024
+KEPT_STDERR_LINES = 2000
+_FRAME = re.compile(r'^  File "(?P<path>.+)", line \d+, in ')
+_MEMORY_ERRORS = ("MemoryError", "Cannot allocate memory", "std::bad_alloc")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run: the verified code folder and entrypoint, a fresh private folder, the limits."""
+
+    code_dir: Path
+    entrypoint: str
+    work_dir: Path
+    limits: ResourceLimits = field(default_factory=ResourceLimits)
+
+    @property
+    def entry_path(self) -> Path:
+        return Path(self.code_dir) / self.entrypoint
+
+
+@dataclass
+class RunOutcome:
+    """How a run ended, in terms an agent can report to the hub and the researcher."""
+
+    returncode: int | None
+    timed_out: bool = False
+    signal: str | None = None
+    memory_error: bool = False
+    confinement: dict[str, Any] = field(default_factory=dict)
+    failure: str | None = None
+    refusal: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """The analysis ended by itself with status 0 and the node refused nothing."""
+        return self.returncode == 0 and not self.timed_out and self.failure is None
+
+
+def clean_environment(work_dir: Path, channel_fd: int) -> dict[str, str]:
+    """The analysis's whole environment: nothing of the agent's (tokens, FLAME_LAB_*) leaks."""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(work_dir),
+        "LANG": "C.UTF-8",
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        RUNTIME_ENV: f"fd:{channel_fd}",
+    }
+    if _needs_compat():
+        env["PYTHONPATH"] = str(COMPAT_DIR)
+    return env
+
+
+def _needs_compat() -> bool:
+    """True unless this interpreter can import a real ``flame`` (not flame_lab's stand-in)."""
+    try:
+        spec = importlib.util.find_spec("flame")
+    except (ImportError, ValueError):
+        return False
+    if spec is None:
+        return True
+    origin = spec.origin or next(iter(spec.submodule_search_locations or []), "")
+    return str(origin).startswith(str(COMPAT_DIR))
+
+
+def _prepare_folders(spec: RunSpec) -> None:
+    code_dir, work_dir = Path(spec.code_dir), Path(spec.work_dir)
+    if not spec.entry_path.is_file():
+        raise SandboxError(
+            f"The entrypoint {spec.entrypoint!r} is not a file in {code_dir}",
+            hint="Name one of the analysis's .py files as its entrypoint.",
+        )
+    work_dir.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        return
+    # the analysis runs as nobody: it owns its work folder and may only read its code
+    os.chown(work_dir, NOBODY, NOBODY)
+    work_dir.chmod(0o700)
+    for folder, dirs, files in os.walk(code_dir):
+        for name in dirs:
+            _add_mode(Path(folder) / name, stat.S_IROTH | stat.S_IXOTH)
+        for name in files:
+            _add_mode(Path(folder) / name, stat.S_IROTH)
+    _add_mode(code_dir, stat.S_IROTH | stat.S_IXOTH)
+
+
+def _add_mode(path: Path, bits: int) -> None:
+    mode = path.lstat().st_mode
+    if not stat.S_ISLNK(mode) and mode & bits != bits:
+        path.chmod(stat.S_IMODE(mode) | bits)
+
+
+def _command(spec: RunSpec) -> list[str]:
+    limits = spec.limits
+    return [
+        sys.executable,
+        "-m",
+        "flame_lab.sandbox.node.confine",
+        "--cpu-seconds",
+        str(limits.cpu_seconds),
+        "--memory-mb",
+        str(limits.memory_mib),
+        "--expose",
+        str(Path(spec.code_dir).resolve()),
+        "--expose",
+        str(Path(spec.work_dir).resolve()),
+        "--",
+        sys.executable,
+        "-u",
+        "-P",  # no cwd on sys.path: the work folder cannot shadow flame_lab's modules
+        "-m",
+        "flame_lab.sandbox.node.bootstrap",
+        str(spec.entry_path.resolve()),
+    ]
+
+
+class _Output:
+    """Reads one stream of the analysis line by line and forwards the lines."""
+
+    def __init__(self, stream: IO[bytes], name: str, forward: OnOutput, lock: threading.Lock):
+        self.stream = stream
+        self.name = name
+        self.forward = forward
+        self.lock = lock
+        self.lines: deque[str] = deque(maxlen=KEPT_STDERR_LINES)
+        self.confinement: dict[str, Any] = {}
+        self.thread = threading.Thread(target=self._pump, name=f"analysis-{name}", daemon=True)
+        self.thread.start()
+
+    def _pump(self) -> None:
+        first = True
+        while True:
+            raw = self.stream.readline(MAX_LINE)
+            if not raw:
+                break
+            line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            if first and self.name == "stderr" and line.startswith(MARKER):
+                first = False
+                with contextlib.suppress(ValueError):
+                    found = json.loads(line[len(MARKER) :])
+                    self.confinement = found if isinstance(found, dict) else {}
+                continue
+            first = False
+            self.lines.append(line)
+            with self.lock:
+                try:
+                    self.forward(self.name, line)
+                except Exception:  # a broken callback must not stop reading (the pipe fills)
+                    log.exception("on_output failed for a line of the analysis's %s", self.name)
+        self.stream.close()
+
+
+def run_analysis(spec: RunSpec, service: NodeService, on_output: OnOutput) -> RunOutcome:
+    """Run the analysis confined, serve ``service`` to it, and report how it ended.
+
+    ``on_output(stream, line)`` gets each line of stdout/stderr ("stdout" | "stderr"), one call
+    at a time, from reader threads. Blocks until the analysis ended or was stopped.
+    """
+    _prepare_folders(spec)
+    parent, child = socket.socketpair()
+    env = clean_environment(Path(spec.work_dir).resolve(), child.fileno())
+    try:
+        proc = subprocess.Popen(
+            _command(spec),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            pass_fds=(child.fileno(),),
+            cwd=str(spec.work_dir),
+            env=env,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        parent.close()
+        raise SandboxError(
+            f"The node could not start the analysis process: {exc.strerror or exc}",
+            hint="Check the node's Python installation and the run folder.",
+        ) from None
+    finally:
+        child.close()
+    lock = threading.Lock()
+    assert proc.stdout is not None and proc.stderr is not None
+    out = _Output(proc.stdout, "stdout", on_output, lock)
+    err = _Output(proc.stderr, "stderr", on_output, lock)
+    server = threading.Thread(
+        target=serve, args=(Channel(parent), service.methods()), name="analysis-rpc", daemon=True
+    )
+    server.start()
+    timed_out = False
+    try:
+        proc.wait(timeout=spec.limits.wall_seconds)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+    finally:
+        _kill_group(proc.pid)
+        proc.wait()
+        service.close()
+        with contextlib.suppress(OSError):
+            parent.shutdown(socket.SHUT_RDWR)
+        for thread in (out.thread, err.thread, server):
+            thread.join(timeout=10)
+        parent.close()
+    return _outcome(spec, proc.returncode, timed_out, err, service)
+
+
+def _kill_group(pid: int) -> None:
+    """Stop the analysis and anything it started (it leads its own session)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _outcome(
+    spec: RunSpec, returncode: int, timed_out: bool, err: _Output, service: NodeService
+) -> RunOutcome:
+    limits = spec.limits
+    signame = _signal_name(returncode)
+    traceback_text, last_line = user_traceback(list(err.lines), Path(spec.code_dir))
+    memory = any(marker in last_line for marker in _MEMORY_ERRORS)
+    refusal = service.refusal.message if service.refusal is not None else None
+    outcome = RunOutcome(
+        returncode=returncode,
+        timed_out=timed_out,
+        signal=signame,
+        memory_error=memory,
+        confinement=err.confinement,
+        refusal=refusal,
+    )
+    if timed_out:
+        outcome.failure = (
+            f"The analysis ran longer than this node allows ({limits.wall_seconds} s of wall "
+            "time, limits.wall_seconds) and was stopped."
+        )
+    elif signame == "SIGXCPU":
+        outcome.failure = (
+            f"The analysis used more CPU time than this node allows ({limits.cpu_seconds} s, "
+            "limits.cpu_seconds) and was stopped."
+        )
+    elif memory:
+        outcome.failure = (
+            f"The analysis ran out of memory: this node allows {limits.memory_mib} MiB "
+            "(limits.memory_mib).\n" + traceback_text
+        ).rstrip()
+    elif refusal is not None:
+        outcome.failure = f"PolicyRefused: the node refused to release a result: {refusal}"
+        if returncode != 0 and traceback_text:
+            outcome.failure += "\n" + traceback_text
+    elif returncode != 0:
+        if traceback_text:
+            outcome.failure = traceback_text
+        elif signame is not None:
+            outcome.failure = f"The analysis was killed by {signame}."
+        else:
+            outcome.failure = f"The analysis exited with status {returncode}."
+    return outcome
+
+
+def _signal_name(returncode: int | None) -> str | None:
+    if returncode is None or returncode >= 0:
+        return None
+    try:
+        return signal.Signals(-returncode).name
+    except ValueError:
+        return f"signal {-returncode}"
+
+
+def user_traceback(stderr_lines: list[str], code_dir: Path) -> tuple[str, str]:
+    """The last traceback in ``stderr_lines`` keeping only frames in ``code_dir``; and its
+    last line (the exception). Empty strings when there is no traceback."""
+    starts = [
+        i for i, line in enumerate(stderr_lines) if line == "Traceback (most recent call last):"
+    ]
+    if not starts:
+        return "", ""
+    root = os.path.realpath(code_dir)
+    kept: list[str] = [stderr_lines[starts[-1]]]
+    keep_frame = False
+    in_exception = False
+    for line in stderr_lines[starts[-1] + 1 :]:
+        match = None if in_exception else _FRAME.match(line)
+        if match:
+            path = os.path.realpath(match.group("path"))
+            keep_frame = path == root or path.startswith(root + os.sep)
+            if keep_frame:
+                kept.append(line)
+        elif not in_exception and line.startswith("    "):
+            if keep_frame:
+                kept.append(line)
+        else:
+            in_exception = True
+            kept.append(line)
+    last = next((line for line in reversed(kept) if line.strip()), "")
+    return "\n".join(kept), last
