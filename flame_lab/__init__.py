@@ -1,3 +1,28 @@
-"""flame_lab: a Jupyter workbench for federated analysis on PrivateAIM's FLAME platform."""
+"""flame_lab: a Jupyter workbench for federated analysis on PrivateAIM's FLAME platform.
+
+``import flame_lab as fl`` stays cheap: the workflow API loads on first use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "connect": "flame_lab.federation",
+    "attach": "flame_lab.federation",
+    "Federation": "flame_lab.federation",
+    "Analysis": "flame_lab.federation",
+    "Draft": "flame_lab.draft",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'flame_lab' has no attribute {name!r}")

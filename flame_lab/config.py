@@ -117,3 +117,8 @@ def active_profile() -> Profile:
         raise ConfigError(f"Profile {name!r} lacks " + ", ".join(missing))
     extra = {k: str(v) for k, v in table.items() if k not in urls}
     return Profile(name, **urls, extra=extra)
+
+
+def data_dir() -> Path:
+    """The researcher's own records, e.g. what was submitted (FLAME_LAB_DATA_DIR)."""
+    return _folder("FLAME_LAB_DATA_DIR", "data", "XDG_DATA_HOME", ".local/share", "")

@@ -20,6 +20,7 @@ def flame_home(tmp_path, monkeypatch):
         "FLAME_LAB_CONFIG_DIR",
         "FLAME_LAB_KEYS_DIR",
         "FLAME_LAB_SANDBOX_DIR",
+        "FLAME_LAB_DATA_DIR",
         "FLAME_LAB_IDENTITY",
         "FLAME_LAB_PROFILE",
         "FLAME_LAB_CORE_URL",

@@ -1,0 +1,771 @@
+"""The researcher's API: connect to a federation, submit a draft, follow it, open its result.
+
+```python
+import flame_lab as fl
+fed = fl.connect()                 # the sandbox by default, started if not running
+run = fed.submit(draft)            # sign, upload, lock; build and distribution follow
+run.wait(); run.result()           # verified and decrypted here, in this process
+```
+Every step talks to the hub through PrivateAIM's flame_hub client, so the same calls work
+against the sandbox and a real FLAME Hub.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from flame_lab import config
+from flame_lab.draft import Draft
+from flame_lab.errors import (
+    AnalysisFailed,
+    FlameLabError,
+    HubError,
+    KeyFileMissing,
+    NotFound,
+    SandboxError,
+    TamperedResult,
+)
+from flame_lab.hubclient import (
+    HubClients,
+    HubEndpoints,
+    hub_errors,
+    with_password,
+    with_token,
+)
+from flame_lab.records import SubmissionRecord, SubmissionStore
+from flame_lab.security import bundle as bundles
+from flame_lab.security import envelope, payload
+from flame_lab.security.keys import (
+    Identity,
+    NodePublicIdentity,
+    PublicIdentity,
+    get_passphrase,
+    load_identity,
+    read_public,
+)
+from flame_lab.security.replay import SqliteReplayGuard
+
+LOG_LEVELS = ("emerg", "alert", "crit", "error", "warn", "notice", "info", "debug")
+IN_PROGRESS = ("starting", "started", "executing")
+TERMINAL = frozenset({"executed", "failed", "rejected", "cancelled"})
+BUCKET_WAIT_SECONDS = 30.0
+
+_identities: dict[Path, Identity] = {}
+
+
+def researcher_identity(path: Path | None = None) -> Identity:
+    """The researcher's identity, unlocked once per process (passphrase kept only in memory)."""
+    path = path or config.identity_file()
+    if path not in _identities:
+        if not path.exists():
+            raise KeyFileMissing(
+                f"no flame_lab identity at {path}",
+                hint="Create one with `flame-lab keys init` (or `%flame keys init` in a notebook).",
+            )
+        _identities[path] = load_identity(path, get_passphrase())
+    return _identities[path]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _slug(text: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return slug[:60] or "analysis"
+
+
+# -- records shown to people -------------------------------------------------------------
+@dataclass(frozen=True)
+class NodeInfo:
+    """A hospital node of the federation, as the researcher may see it."""
+
+    id: str
+    name: str
+    type: str
+    online: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class NodeState:
+    """One node's part in one analysis."""
+
+    node_id: str
+    name: str
+    type: str
+    approval: str | None
+    execution: str | None
+    progress: int
+    comment: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class AnalysisStatus:
+    """Where an analysis stands: overall and per node."""
+
+    analysis_id: str
+    name: str
+    overall: str  # pending | approved | running | executed | failed | rejected | cancelled
+    progress: int
+    nodes: tuple[NodeState, ...]
+    build: str | None = None
+    distribution: str | None = None
+    failure: tuple[str, str] | None = None  # (node name, reason)
+    result_available: bool = False
+
+    @property
+    def done(self) -> bool:
+        return self.overall in TERMINAL
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["nodes"] = [n.to_dict() for n in self.nodes]
+        data["failure"] = (
+            {"nodeName": self.failure[0], "reason": self.failure[1]} if self.failure else None
+        )
+        return data
+
+
+@dataclass(frozen=True)
+class LogLine:
+    time: str
+    node_id: str
+    node_name: str
+    level: str
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def overall_status(
+    nodes: Sequence[NodeState], distribution: str | None, cancelled: bool
+) -> tuple[str, tuple[str, str] | None]:
+    """One word for the whole analysis, and the first failing node's reason."""
+    if cancelled:
+        return "cancelled", None
+    for node in nodes:
+        if node.approval == "rejected":
+            return "rejected", (node.name, node.comment or "rejected by the node")
+    for node in nodes:
+        if node.execution == "failed":
+            return "failed", (node.name, node.comment or "failed without a reason")
+    if nodes and all(n.execution == "executed" for n in nodes):
+        return "executed", None
+    if distribution == "executed" or any(n.execution in IN_PROGRESS for n in nodes):
+        return "running", None
+    defaults = [n for n in nodes if n.type == "default"]
+    if defaults and all(n.approval == "approved" for n in defaults):
+        return "approved", None
+    return "pending", None
+
+
+# -- connecting ----------------------------------------------------------------------------
+def connect(
+    target: str | None = None,
+    *,
+    core_url: str | None = None,
+    auth_url: str | None = None,
+    storage_url: str | None = None,
+    token: str | None = None,
+    user: str | None = None,
+    password: str | None = None,
+    project: str | None = None,
+    sandbox_home: str | Path | None = None,
+    start: bool = True,
+) -> Federation:
+    """The sandbox (default, started if needed), a hub URL, or the active profile's hub."""
+    if core_url or (target and target != config.SANDBOX):
+        if target and not core_url:
+            endpoints = HubEndpoints.under(target)
+        else:
+            if not (core_url and auth_url and storage_url):
+                raise HubError(
+                    "a real hub needs its core, auth and storage URLs",
+                    hint="Pass core_url=, auth_url= and storage_url=, or one hub URL.",
+                )
+            endpoints = HubEndpoints(core_url, auth_url, storage_url)
+        return _connect_hub(endpoints, token, user, password, project, name=target or core_url)
+    if target is None and sandbox_home is None:
+        profile = config.active_profile()
+        if not profile.is_sandbox:
+            endpoints = HubEndpoints(profile.core_url, profile.auth_url, profile.storage_url)
+            extra = profile.extra
+            return _connect_hub(
+                endpoints,
+                token or extra.get("token"),
+                user or extra.get("user"),
+                password,
+                project or extra.get("project"),
+                name=profile.name,
+            )
+    return _connect_sandbox(sandbox_home, start)
+
+
+def _connect_hub(
+    endpoints: HubEndpoints,
+    token: str | None,
+    user: str | None,
+    password: str | None,
+    project: str | None,
+    name: str,
+) -> Federation:
+    if token:
+        clients = with_token(endpoints, token)
+    elif user:
+        clients = with_password(
+            endpoints,
+            user,
+            password or get_passphrase(f"Password for {user} at {endpoints.auth_url}: "),
+        )
+    else:
+        raise HubError(
+            "no way to log in to the hub",
+            hint="Pass token= (e.g. from JupyterHub) or user= (the password is asked for).",
+        )
+    fed = Federation(name, endpoints, clients, sandbox_home=None)
+    fed.select_project(project)
+    return fed
+
+
+def _connect_sandbox(home: str | Path | None, start: bool) -> Federation:
+    from flame_lab.sandbox import daemon
+
+    info = daemon.status(home)
+    if not info["running"]:
+        if not start:
+            raise SandboxError(
+                "the sandbox federation is not running", hint="Start it: `flame-lab sandbox up`."
+            )
+        daemon.up(home)
+        info = daemon.status(home)
+    endpoints = HubEndpoints(info["coreUrl"], info["authUrl"], info["storageUrl"])
+    clients = with_password(endpoints, info["username"], info["password"])
+    fed = Federation("sandbox", endpoints, clients, sandbox_home=Path(info["home"]))
+    fed.project_id = info["projectId"]
+    for node in info["nodes"]:
+        data = json.loads(Path(node["publicIdentityFile"]).read_text(encoding="utf-8"))
+        fed.node_keys[node["id"]] = NodePublicIdentity.from_dict(data)
+    fed.trust_in_sandbox()
+    return fed
+
+
+class Federation:
+    """One hub and its nodes, as seen by this researcher."""
+
+    def __init__(
+        self,
+        name: str,
+        endpoints: HubEndpoints,
+        clients: HubClients,
+        *,
+        sandbox_home: Path | None,
+        store: SubmissionStore | None = None,
+    ) -> None:
+        self.name = name
+        self.endpoints = endpoints
+        self.clients = clients
+        self.sandbox_home = sandbox_home
+        self.store = store or SubmissionStore()
+        self.project_id: str | None = None
+        self.node_keys: dict[str, NodePublicIdentity] = {}
+        self._node_cache: dict[str, NodeInfo] = {}
+
+    def __repr__(self) -> str:
+        return f"Federation({self.name!r}, {self.hub_url!r})"
+
+    @property
+    def hub_url(self) -> str:
+        return self.endpoints.core_url
+
+    @property
+    def is_sandbox(self) -> bool:
+        return self.sandbox_home is not None
+
+    @property
+    def core(self):
+        return self.clients.core
+
+    @property
+    def storage(self):
+        return self.clients.storage
+
+    def _call(self, doing: str):
+        return hub_errors(doing, self.hub_url)
+
+    # -- projects and nodes ------------------------------------------------------------------
+    def select_project(self, project: str | None) -> None:
+        with self._call("list projects"):
+            projects = self.core.get_projects()
+        if project:
+            chosen = [p for p in projects if project in (str(p.id), p.name)]
+        else:
+            chosen = projects if len(projects) == 1 else []
+        if len(chosen) != 1:
+            names = ", ".join(sorted(p.name for p in projects)) or "none"
+            raise HubError(
+                f"cannot tell which project to use (projects: {names})",
+                hint="Pass project='NAME' to connect(), or set it in the profile.",
+            )
+        self.project_id = str(chosen[0].id)
+
+    def nodes(self) -> list[NodeInfo]:
+        """The project's approved nodes."""
+        with self._call("list the project's nodes"):
+            links = self.core.find_project_nodes(filter={"project_id": self.project_id})
+            all_nodes = {str(n.id): n for n in self.core.get_nodes()}
+        result = []
+        for link in links:
+            node = all_nodes.get(str(link.node_id))
+            if node is not None and link.approval_status == "approved":
+                result.append(NodeInfo(str(node.id), node.name, node.type, bool(node.online)))
+        self._node_cache = {n.id: n for n in result}
+        return sorted(result, key=lambda n: (n.type != "default", n.name))
+
+    def _node_names(self) -> dict[str, NodeInfo]:
+        if not self._node_cache:
+            self.nodes()
+        return self._node_cache
+
+    # -- sandbox trust ----------------------------------------------------------------------
+    def trust_in_sandbox(self) -> None:
+        """Act as each sandbox node's admin: trust the local researcher's public key."""
+        path = config.identity_file()
+        if self.sandbox_home is None or not path.exists():
+            return
+        public = read_public(path)
+        if not isinstance(public, PublicIdentity):
+            return
+        for folder in sorted((self.sandbox_home / "nodes").glob("*/")):
+            trusted = folder / "trusted"
+            trusted.mkdir(mode=0o700, exist_ok=True)
+            target = trusted / f"{public.key_id}.json"
+            if not target.exists():
+                target.write_text(json.dumps(public.to_dict(), indent=2), encoding="utf-8")
+
+    # -- submitting ------------------------------------------------------------------------
+    def submit(
+        self,
+        draft: Draft,
+        nodes: Iterable[str] | None = None,
+        name: str | None = None,
+        recipients: Sequence[PublicIdentity] = (),
+        *,
+        identity: Identity | None = None,
+    ) -> Analysis:
+        """Sign the draft, create the analysis, upload the code and lock it."""
+        draft.check()
+        identity = identity or researcher_identity()
+        self.trust_in_sandbox()
+        chosen = self._choose_nodes(nodes)
+        everyone = [identity.public, *[r for r in recipients if r.key_id != identity.key_id]]
+        signed = bundles.build(draft.files, draft.entrypoint, identity, everyone)
+        display = name or f"analysis {datetime.now(UTC):%Y-%m-%d %H:%M:%S}"
+        with self._call("create the analysis"):
+            image = self._master_image()
+            analysis = self.core.create_analysis(
+                self.project_id,
+                name=_slug(display),
+                display_name=display,
+                description=f"submitted by flame_lab, bundle {signed.bundle_hash[:16]}",
+                master_image_id=image,
+            )
+        analysis_id = str(analysis.id)
+        aggregator = next(n for n in chosen if n.type == "aggregator")
+        record = SubmissionRecord(
+            analysis_id=analysis_id,
+            name=display,
+            hub_url=self.hub_url,
+            project_id=str(self.project_id),
+            bundle_hash=signed.bundle_hash,
+            run_nonce=signed.manifest.run_nonce,
+            signer=identity.key_id,
+            recipients=[r.key_id for r in everyone],
+            nodes={n.id: n.name for n in chosen},
+            aggregator_id=aggregator.id,
+            node_keys={
+                i: k.to_dict() for i, k in self.node_keys.items() if i in {n.id for n in chosen}
+            },
+            submitted_at=_now(),
+            entrypoint=draft.entrypoint,
+            files=sorted(draft.files),
+            sealed=self.is_sandbox or aggregator.id in self.node_keys,
+        )
+        self.store.save(record)
+        try:
+            self._configure(analysis_id, chosen, signed, draft.entrypoint)
+        except FlameLabError:
+            with self._call("remove the half-created analysis"):
+                self.core.delete_analysis(analysis_id)
+            record.cancelled_at = _now()
+            self.store.save(record)
+            raise
+        return Analysis(self, record)
+
+    def _master_image(self) -> str | None:
+        images = self.core.get_master_images()
+        for image in images:
+            if image.virtual_path == "python/base":
+                return str(image.id)
+        return str(images[0].id) if images else None
+
+    def _choose_nodes(self, names: Iterable[str] | None) -> list[NodeInfo]:
+        known = self.nodes()
+        if names is None:
+            chosen = known
+        else:
+            wanted = [n.strip() for n in names if n.strip()]
+            by_name = {n.name: n for n in known}
+            unknown = [n for n in wanted if n not in by_name]
+            if unknown:
+                raise NotFound(
+                    f"unknown node(s): {', '.join(unknown)}",
+                    hint="Known nodes: " + ", ".join(sorted(by_name)),
+                )
+            chosen = [by_name[n] for n in wanted]
+            if not any(n.type == "aggregator" for n in chosen):
+                chosen += [n for n in known if n.type == "aggregator"][:1]
+        if not any(n.type == "default" for n in chosen):
+            raise NotFound(
+                "an analysis needs at least one data node",
+                hint="Known nodes: " + ", ".join(sorted(n.name for n in known)),
+            )
+        if not any(n.type == "aggregator" for n in chosen):
+            raise NotFound("the federation has no aggregator node", hint="Ask the hub's admins.")
+        return chosen
+
+    def _configure(
+        self, analysis_id: str, chosen: list[NodeInfo], signed: bundles.SignedBundle, entry: str
+    ) -> None:
+        wanted = {n.id for n in chosen}
+        with self._call("select the analysis's nodes"):
+            present = self.core.find_analysis_nodes(filter={"analysis_id": analysis_id})
+            for link in present:
+                if str(link.node_id) not in wanted:
+                    self.core.delete_analysis_node(link.id)
+            have = {str(link.node_id) for link in present}
+            for node_id in wanted - have:
+                self.core.create_analysis_node(analysis_id, node_id)
+        code = self._wait_for_bucket(analysis_id, "CODE")
+        files = signed.to_bucket_files()
+        with self._call("upload the analysis code"):
+            uploaded = self.storage.upload_to_bucket(
+                code.bucket_id,
+                *[
+                    {
+                        "file_name": path,
+                        "content": content,
+                        "content_type": "application/octet-stream",
+                    }
+                    for path, content in sorted(files.items())
+                ],
+            )
+        with self._call("mark the entrypoint"):
+            rows = self.core.find_analysis_bucket_files(filter={"analysis_id": analysis_id})
+            by_path = {row.path: row for row in rows}
+            for item in uploaded:
+                path = item.path or item.name
+                if path not in by_path:
+                    by_path[path] = self.core.create_analysis_bucket_file(
+                        path, item.id, code.bucket_id, code.id, is_entrypoint=path == entry
+                    )
+            if entry not in by_path:
+                raise HubError(f"the hub lost the entrypoint {entry} after the upload")
+            if not by_path[entry].root:
+                self.core.update_analysis_bucket_file(by_path[entry].id, is_entrypoint=True)
+        with self._call("lock the analysis configuration"):
+            self.core.send_analysis_command(analysis_id, "configurationLock")
+
+    def _wait_for_bucket(self, analysis_id: str, kind: str, timeout: float = BUCKET_WAIT_SECONDS):
+        """The hub creates an analysis's buckets asynchronously: ask until it has."""
+        deadline = time.monotonic() + timeout
+        delay = 0.02
+        while True:
+            with self._call(f"find the analysis's {kind} bucket"):
+                found = self.core.find_analysis_buckets(
+                    filter={"analysis_id": analysis_id, "type": kind}
+                )
+            if found:
+                return found[0]
+            if time.monotonic() > deadline:
+                raise HubError(
+                    f"the hub created no {kind} bucket for analysis {analysis_id} "
+                    f"within {timeout:.0f} s",
+                    hint="The hub's storage may be down; try again later.",
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+    # -- following ---------------------------------------------------------------------------
+    def attach(self, analysis_id: str) -> Analysis:
+        """An analysis submitted from this account, e.g. after a kernel restart."""
+        record = self.store.load(analysis_id)
+        if record.hub_url != self.hub_url:
+            raise NotFound(
+                f"analysis {analysis_id} was submitted to {record.hub_url}, not {self.hub_url}",
+                hint="Connect to that hub first.",
+            )
+        return Analysis(self, record)
+
+    def analyses(self) -> list[Analysis]:
+        """This researcher's analyses on this hub, newest first."""
+        return [Analysis(self, r) for r in self.store.all(self.hub_url)]
+
+
+class Analysis:
+    """A handle on one submitted analysis; cheap to create, safe to recreate."""
+
+    def __init__(self, federation: Federation, record: SubmissionRecord) -> None:
+        self.federation = federation
+        self.record = record
+        self._result: Any = None
+        self._have_result = False
+
+    def __repr__(self) -> str:
+        return f"Analysis({self.id!r}, name={self.name!r})"
+
+    @property
+    def id(self) -> str:
+        return self.record.analysis_id
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+    @property
+    def _core(self):
+        return self.federation.core
+
+    def _call(self, doing: str):
+        return self.federation._call(doing)
+
+    # -- status ------------------------------------------------------------------------------
+    def status(self, *, advance: bool = True) -> AnalysisStatus:
+        """Overall and per-node state; moves the hub-side lifecycle on when it can."""
+        cancelled = self.record.cancelled_at is not None
+        with self._call(f"read analysis {self.id}"):
+            analysis = None if cancelled else self._core.get_analysis(self.id)
+            links = (
+                [] if cancelled else self._core.find_analysis_nodes(filter={"analysis_id": self.id})
+            )
+        if analysis is None and not cancelled:
+            raise NotFound(f"the hub no longer knows analysis {self.id}")
+        names = self.record.nodes
+        types = {n.id: n.type for n in self.federation._node_names().values()}
+        nodes = tuple(
+            NodeState(
+                node_id=str(link.node_id),
+                name=names.get(str(link.node_id), str(link.node_id)),
+                type=types.get(str(link.node_id), "default"),
+                approval=link.approval_status,
+                execution=link.execution_status,
+                progress=int(link.execution_progress or 0),
+                comment=link.comment,
+            )
+            for link in links
+        )
+        build = analysis.build_status if analysis else None
+        distribution = analysis.distribution_status if analysis else None
+        overall, failure = overall_status(nodes, distribution, cancelled)
+        if advance and analysis is not None and overall not in TERMINAL:
+            self._advance(analysis, nodes)
+        progress = round(sum(n.progress for n in nodes) / len(nodes)) if nodes else 0
+        return AnalysisStatus(
+            self.id,
+            self.name,
+            overall,
+            100 if overall == "executed" else progress,
+            nodes,
+            build,
+            distribution,
+            failure,
+            result_available=overall == "executed",
+        )
+
+    def _advance(self, analysis: Any, nodes: Sequence[NodeState]) -> None:
+        """Do the researcher's next hub-side step: build after approval, then distribute."""
+        defaults = [n for n in nodes if n.type == "default"]
+        approved = bool(defaults) and all(n.approval == "approved" for n in defaults)
+        command = None
+        if analysis.configuration_locked and approved and analysis.build_status is None:
+            command = "buildStart"
+        elif analysis.build_status in IN_PROGRESS:
+            command = "buildCheck"
+        elif analysis.build_status == "executed" and analysis.distribution_status is None:
+            command = "distributionStart"
+        elif analysis.distribution_status in IN_PROGRESS:
+            command = "distributionCheck"
+        if command:
+            with self._call(f"send {command} for analysis {self.id}"):
+                self._core.send_analysis_command(self.id, command)
+
+    def wait(
+        self,
+        timeout: float | None = None,
+        *,
+        on_change: Callable[[AnalysisStatus], None] | None = None,
+        interval: float = 0.2,
+    ) -> AnalysisStatus:
+        """Until executed (returned) or failed, rejected, cancelled (raised with the reason)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last = None
+        while True:
+            current = self.status()
+            if on_change and current != last:
+                on_change(current)
+            last = current
+            if current.done:
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                raise AnalysisFailed(
+                    f"analysis {self.id} is still {current.overall} after {timeout:.0f} s",
+                    hint="It goes on running; wait again, or watch it with `%flame watch ID`.",
+                )
+            time.sleep(interval)
+        if current.overall != "executed":
+            where = f" at {current.failure[0]}: {current.failure[1]}" if current.failure else ""
+            raise AnalysisFailed(f"analysis {self.id} {current.overall}{where}")
+        return current
+
+    # -- logs ---------------------------------------------------------------------------------
+    def logs(self, node: str | None = None, level: str | None = None) -> list[LogLine]:
+        """Every node's log lines (and the hub's), merged by time."""
+        if level is not None and level not in LOG_LEVELS:
+            raise FlameLabError(
+                f"unknown log level {level!r}", hint="One of: " + ", ".join(LOG_LEVELS)
+            )
+        names = self.record.nodes
+        wanted = list(names)
+        if node is not None:
+            wanted = [i for i, n in names.items() if node in (i, n)]
+            if not wanted:
+                raise NotFound(
+                    f"node {node!r} is not part of analysis {self.id}",
+                    hint="Its nodes: " + ", ".join(sorted(names.values())),
+                )
+        lines: list[LogLine] = []
+        with self._call(f"read the logs of analysis {self.id}"):
+            for node_id in wanted:
+                for log in self._core.find_analysis_node_logs(
+                    filter={"analysis_id": self.id, "node_id": node_id}
+                ):
+                    lines.append(LogLine(log.time, node_id, names[node_id], log.level, log.message))
+            if node is None:
+                for log in self._core.find_analysis_logs(filter={"analysis_id": self.id}):
+                    lines.append(LogLine(log.time, "", "hub", log.level, log.message))
+        if level is not None:
+            limit = LOG_LEVELS.index(level)
+            lines = [ln for ln in lines if LOG_LEVELS.index(ln.level) <= limit]
+        return sorted(lines, key=lambda ln: ln.time)
+
+    # -- result -------------------------------------------------------------------------------
+    def result(self, *, identity: Identity | None = None) -> Any:
+        """The final result, fetched, verified, decrypted and decoded here (never unpickled)."""
+        if self._have_result:
+            return self._result
+        status = self.status()
+        if status.overall != "executed":
+            if status.done:
+                self.wait(timeout=0)
+            raise AnalysisFailed(
+                f"analysis {self.id} has no result yet (it is {status.overall})",
+                hint="Wait for it: `run.wait()` or `%flame watch ID`.",
+            )
+        blobs = self._fetch_result_files()
+        if not blobs:
+            raise AnalysisFailed(f"analysis {self.id} finished without a result file")
+        values = self._open(blobs, identity or researcher_identity())
+        self._result = values[0] if len(values) == 1 else values
+        self._have_result = True
+        return self._result
+
+    def _fetch_result_files(self) -> list[tuple[str, bytes]]:
+        bucket = self.federation._wait_for_bucket(self.id, "RESULT")
+        storage = self.federation.storage
+        with self._call(f"download the result of analysis {self.id}"):
+            files = storage.find_bucket_files(filter={"bucket_id": str(bucket.bucket_id)})
+            return [
+                (f.name, b"".join(storage.stream_bucket_file(f.id, chunk_size=1 << 20)))
+                for f in sorted(files, key=lambda f: f.name)
+            ]
+
+    def _open(self, blobs: list[tuple[str, bytes]], identity: Identity) -> list[Any]:
+        record = self.record
+        if not record.sealed:
+            warnings.warn(
+                "This hub returned the result in plaintext, as real FLAME nodes do: it was not "
+                "encrypted to your key, so the hub could have read or changed it.",
+                stacklevel=3,
+            )
+            return [_decode_plain(data) for _, data in blobs]
+        trusted = {
+            node_id: NodePublicIdentity.from_dict(key)
+            for node_id, key in record.node_keys.items()
+            if node_id == record.aggregator_id
+        }
+        expected = envelope.Expected(
+            analysis_id=record.analysis_id,
+            bundle_hash=record.bundle_hash,
+            run_nonce=record.run_nonce,
+            recipient_ids=frozenset(record.recipients),
+            node_id=record.aggregator_id,
+        )
+        guard = SqliteReplayGuard(config.data_dir() / "opened-results.sqlite")
+        opened = []
+        for file_name, data in blobs:
+            if not data.startswith(envelope.MAGIC):
+                raise TamperedResult(
+                    f"result file {file_name!r} of analysis {record.analysis_id} is not sealed",
+                    hint="flame_lab nodes always seal results: this file did not come from "
+                    "the aggregator. Do not trust it.",
+                )
+            opened.append(
+                envelope.open_sealed(
+                    data, identity=identity, trusted_nodes=trusted, expected=expected, guard=guard
+                )
+            )
+        opened.sort(key=lambda o: o.header.sequence)
+        digests = [o.digest for o in opened]
+        if record.result_hashes != digests:
+            record.result_hashes = digests
+            self.federation.store.save(record)
+        return [payload.decode(o.payload, o.header.content_type) for o in opened]
+
+    # -- cancel -------------------------------------------------------------------------------
+    def cancel(self) -> None:
+        """Stop the analysis: the hub forgets it and the nodes stop their runs."""
+        if self.record.cancelled_at is None:
+            with self._call(f"cancel analysis {self.id}"):
+                self._core.delete_analysis(self.id)
+            self.record.cancelled_at = _now()
+            self.federation.store.save(self.record)
+
+
+def _decode_plain(data: bytes) -> Any:
+    try:
+        return payload.decode(data, payload.JSON)
+    except FlameLabError:
+        pass
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data
+
+
+def attach(analysis_id: str, federation: Federation | None = None) -> Analysis:
+    """The handle of an analysis submitted from this account, on the active federation."""
+    return (federation or connect()).attach(analysis_id)
