@@ -42,6 +42,8 @@ class HubClients:
     endpoints: HubEndpoints
     core: CoreClient
     storage: StorageClient
+    core_http: httpx.Client  # the same session, for routes flame_hub has no method for
+    storage_http: httpx.Client
 
     def __repr__(self) -> str:
         return f"HubClients({self.endpoints.core_url!r})"
@@ -49,15 +51,11 @@ class HubClients:
 
 def _clients(endpoints: HubEndpoints, auth: httpx.Auth) -> HubClients:
     timeout = httpx.Timeout(endpoints.timeout)
-    core = CoreClient(
-        endpoints.core_url,
-        client=httpx.Client(base_url=endpoints.core_url, auth=auth, timeout=timeout),
-    )
-    storage = StorageClient(
-        endpoints.storage_url,
-        client=httpx.Client(base_url=endpoints.storage_url, auth=auth, timeout=timeout),
-    )
-    return HubClients(endpoints, core, storage)
+    core_http = httpx.Client(base_url=endpoints.core_url, auth=auth, timeout=timeout)
+    storage_http = httpx.Client(base_url=endpoints.storage_url, auth=auth, timeout=timeout)
+    core = CoreClient(endpoints.core_url, client=core_http)
+    storage = StorageClient(endpoints.storage_url, client=storage_http)
+    return HubClients(endpoints, core, storage, core_http, storage_http)
 
 
 def with_password(endpoints: HubEndpoints, username: str, password: str) -> HubClients:

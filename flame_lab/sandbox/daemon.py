@@ -25,10 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from flame_lab import config
-from flame_lab.errors import SandboxError
+from flame_lab.errors import FlameLabError, SandboxError
+from flame_lab.privacy import NodePolicy, dump_policy
 from flame_lab.sandbox.hub.app import STATE_FILE
 from flame_lab.sandbox.hub.provision import NodeSeed, Provisioned, node_names, provision
 from flame_lab.sandbox.hub.store import Store
+from flame_lab.sandbox.node import synthetic
+from flame_lab.sandbox.node.datasets import NodeData
+from flame_lab.sandbox.node.layout import NodeFolder
 from flame_lab.security import keys
 
 PID_FILE = "hub.pid"
@@ -36,6 +40,7 @@ LOG_FILE = "hub.log"
 INFO_FILE = "sandbox.json"  # ids and names only; no secrets
 RESEARCHER_FILE = "researcher.json"  # 0600: user name and password
 HUB_MODULE = "flame_lab.sandbox.hub"
+NODE_MODULE = "flame_lab.sandbox.node"
 
 
 @dataclass(frozen=True)
@@ -74,14 +79,27 @@ def is_initialised(home: Path) -> bool:
     return (home / INFO_FILE).exists()
 
 
-def initialise(home: Path, nodes: int = 3) -> Provisioned:
-    """Create the hub's starting records and every node's identity and secrets files."""
+def initialise(
+    home: Path, nodes: int = 3, *, node_data: dict[str, Path] | None = None
+) -> Provisioned:
+    """Create the hub's starting records and every node's identity, secrets, policy and data."""
     if nodes < 2:
         raise SandboxError(
             "a sandbox needs at least 2 nodes (one site and the aggregator)",
             hint="Use `--nodes 3` (the default) or more.",
         )
     _private_dir(home)
+    names = {s.name for s in node_names(nodes)}
+    for name, folder in (node_data or {}).items():
+        if name not in names:
+            raise SandboxError(
+                f"--node-data names an unknown node {name!r}",
+                hint="Nodes of this sandbox: " + ", ".join(sorted(names)),
+            )
+        try:
+            NodeData.load(folder)
+        except FlameLabError as exc:
+            raise SandboxError(f"cannot use {folder} as {name}'s data: {exc.message}") from None
     identities = {seed.name: keys.NodeIdentity.generate() for seed in node_names(nodes)}
     seeds = [
         NodeSeed(s.name, s.type, identities[s.name].public.hub_public_key)
@@ -112,6 +130,7 @@ def initialise(home: Path, nodes: int = 3) -> Provisioned:
         (folder / "public.json").write_text(
             json.dumps(identities[node.name].public.to_dict(), indent=2), encoding="utf-8"
         )
+        _provision_node(NodeFolder(folder), node.type, (node_data or {}).get(node.name))
         node_info.append(
             {"id": node.id, "name": node.name, "type": node.type, "clientId": node.client_id}
         )
@@ -125,6 +144,18 @@ def initialise(home: Path, nodes: int = 3) -> Provisioned:
     }
     (home / INFO_FILE).write_text(json.dumps(info, indent=2), encoding="utf-8")
     return done
+
+
+def _provision_node(folder: NodeFolder, node_type: str, user_data: Path | None) -> None:
+    """A node's policy (the sandbox approves verified code by itself) and its data."""
+    dump_policy(NodePolicy(approval="auto"), folder.policy)
+    _private_dir(folder.trusted)
+    if node_type != "default":
+        return
+    if user_data is not None:
+        shutil.copytree(user_data, folder.data, symlinks=False)
+    else:
+        synthetic.write(synthetic.generate(folder.name), folder.data)
 
 
 # -- processes ------------------------------------------------------------------------------
@@ -178,23 +209,45 @@ def running(home: Path | str | None = None) -> Running | None:
     return None
 
 
-def node_agent_commands(home: Path, url: str) -> list[list[str]]:
-    """HOOK for the node agents (next issue): the processes `up` starts once the hub answers.
-
-    Each entry is an argv list, started detached like the hub. Empty until the node agent
-    exists; the agent will read ``<home>/nodes/<name>/secrets.json`` and ``identity.json``."""
-    return []
+def _node_folders(home: Path) -> list[NodeFolder]:
+    info = _read_json(home / INFO_FILE) or {}
+    return [NodeFolder.of(home, node["name"]) for node in info.get("nodes", [])]
 
 
-def _spawn(argv: list[str], home: Path, log_name: str) -> subprocess.Popen:
-    with open(home / log_name, "ab") as log:
+def agent_pid(folder: NodeFolder) -> int | None:
+    """The pid of the node's agent process, if it is alive."""
+    text = folder.pid.read_text().strip() if folder.pid.exists() else ""
+    return int(text) if text.isdigit() and _alive(int(text)) else None
+
+
+def ensure_agents(home: Path, url: str) -> None:
+    """Start every node agent that is not running (after `up`, or after one crashed)."""
+    for folder in _node_folders(home):
+        if agent_pid(folder) is not None:
+            continue
+        argv = [sys.executable, "-u", "-m", NODE_MODULE, "--home", str(home)]
+        proc = _spawn([*argv, "--node", folder.name, "--url", url], folder.root, folder.log)
+        folder.pid.write_text(str(proc.pid))
+
+
+def stop_agents(home: Path) -> None:
+    for folder in _node_folders(home):
+        pid = agent_pid(folder)
+        if pid is not None:
+            stop_pid(pid)
+        with contextlib.suppress(FileNotFoundError):
+            folder.pid.unlink()
+
+
+def _spawn(argv: list[str], cwd: Path, log_path: Path) -> subprocess.Popen:
+    with open(log_path, "ab") as log:
         return subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            cwd=home,
+            cwd=cwd,
         )
 
 
@@ -204,23 +257,30 @@ def up(
     nodes: int = 3,
     port: int = 0,
     timeout: float = 30.0,
+    node_data: dict[str, Path] | None = None,
 ) -> Running:
-    """Start (or reuse) the sandbox hub for ``home`` and return once it answers."""
+    """Start (or reuse) the sandbox hub and its node agents; return once the hub answers."""
     home = home_dir(home)
     current = running(home)
+    if current is None:
+        _wait_for_starting_hub(home, timeout)
+        current = running(home)
     if current is not None:
-        return current
-    _wait_for_starting_hub(home, timeout)
-    if (current := running(home)) is not None:
+        if node_data:
+            raise SandboxError(
+                "--node-data only applies when a sandbox is created",
+                hint="Run `flame-lab sandbox reset` first, then `up --node-data ...`.",
+            )
+        ensure_agents(home, current.url)
         return current
     if not is_initialised(home):
-        initialise(home, nodes)
+        initialise(home, nodes, node_data=node_data)
     with contextlib.suppress(FileNotFoundError):
         (home / STATE_FILE).unlink()
     proc = _spawn(
         [sys.executable, "-m", HUB_MODULE, "--home", str(home), "--port", str(port)],
         home,
-        LOG_FILE,
+        home / LOG_FILE,
     )
     (home / PID_FILE).write_text(str(proc.pid))
     deadline = time.monotonic() + timeout
@@ -232,8 +292,7 @@ def up(
             )
         state = _read_json(home / STATE_FILE)
         if state and state.get("pid") == proc.pid and answers(state["url"]):
-            for argv in node_agent_commands(home, state["url"]):
-                _spawn(argv, home, f"{Path(argv[-1]).name}.log")
+            ensure_agents(home, state["url"])
             return Running(proc.pid, state["url"])
         time.sleep(0.05)
     stop_pid(proc.pid)
@@ -277,8 +336,9 @@ def stop_pid(pid: int, timeout: float = 10.0) -> None:
 
 
 def down(home: Path | str | None = None) -> bool:
-    """Stop the hub of ``home``; True if one was running."""
+    """Stop the node agents and the hub of ``home``; True if the hub was running."""
     home = home_dir(home)
+    stop_agents(home)
     pid_file = home / PID_FILE
     was_running = False
     if pid_file.exists() and pid_file.read_text().strip().isdigit():
@@ -326,6 +386,7 @@ def status(home: Path | str | None = None) -> dict[str, Any]:
                 "secretsFile": str(home / "nodes" / node["name"] / "secrets.json"),
                 "identityFile": str(home / "nodes" / node["name"] / "identity.json"),
                 "publicIdentityFile": str(home / "nodes" / node["name"] / "public.json"),
+                "agentRunning": agent_pid(NodeFolder.of(home, node["name"])) is not None,
             }
             for node in info.get("nodes", [])
         ],
@@ -350,9 +411,16 @@ def foreground(
     if not is_initialised(home):
         initialise(home, nodes)
     (home / PID_FILE).write_text(str(os.getpid()))
+
+    def ready(url: str) -> None:
+        ensure_agents(home, url)
+        if on_ready is not None:
+            on_ready(url)
+
     try:
-        serve(home, port, on_ready=on_ready)
+        serve(home, port, on_ready=ready)
     finally:
+        stop_agents(home)
         for name in (PID_FILE, STATE_FILE):
             with contextlib.suppress(FileNotFoundError):
                 (home / name).unlink()

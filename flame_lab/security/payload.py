@@ -11,7 +11,11 @@
   installed, else CSV (``text/csv``, index reset into columns, dtypes re-inferred); both
   decode to a DataFrame. pandas and pyarrow are the optional extra ``tables``.
 
-Anything else (sets, bytes, arbitrary objects, pickles) is refused with PayloadError.
+- Raw bytes (``application/octet-stream``): only as a whole result (``output_type='bytes'``,
+  encoded with :func:`encode_bytes`); they decode to ``bytes`` and are never interpreted.
+
+Anything else (sets, bytes inside other values, arbitrary objects, pickles) is refused with
+PayloadError.
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ JSON = "application/json"
 NPY = "application/x-npy"
 PARQUET = "application/vnd.apache.parquet"
 CSV = "text/csv"
-CONTENT_TYPES = (JSON, NPY, PARQUET, CSV)
+OCTETS = "application/octet-stream"
+CONTENT_TYPES = (JSON, NPY, PARQUET, CSV, OCTETS)
 
 ALLOWED = (
     "JSON values (dict with str keys, list, tuple, str, int, float, bool, None, NumPy "
@@ -141,6 +146,11 @@ def _encode_csv(frame: Any) -> bytes:
     return frame.to_csv(index=False).encode("utf-8")
 
 
+def encode_bytes(data: bytes | bytearray | memoryview) -> tuple[bytes, str]:
+    """A whole result that is raw bytes (``output_type='bytes'``): kept as they are."""
+    return bytes(data), OCTETS
+
+
 def decode(data: bytes | bytearray | memoryview, content_type: str) -> Any:
     """The value of a payload; never unpickles. Raises PayloadError for anything unexpected."""
     raw = bytes(data) if not isinstance(data, bytes) else data
@@ -152,6 +162,8 @@ def decode(data: bytes | bytearray | memoryview, content_type: str) -> Any:
         return _decode_parquet(raw)
     if content_type == CSV:
         return _decode_csv(raw)
+    if content_type == OCTETS:
+        return raw
     raise PayloadError(
         f"Unknown result content type {content_type!r}; flame_lab reads "
         + ", ".join(CONTENT_TYPES)

@@ -88,7 +88,7 @@ class StarModel:
         self.data = self._load_data(data_type, query)
         while not analyzer.finished:
             result = analyzer.analyze(self.data)
-            self.flame.send_intermediate_data([aggregator_id], result)
+            self._deliver([aggregator_id], result)
             if simple_analysis:
                 analyzer.node_finished()
                 continue
@@ -122,7 +122,18 @@ class StarModel:
                 self.flame.analysis_finished()
                 aggregator.node_finished()
             else:
-                self.flame.send_intermediate_data(analyzers, result)
+                self._deliver(analyzers, result)
+
+    def _deliver(self, receivers: list[str], result: Any) -> None:
+        """Send an intermediate result; a node that did not take it is an error, not a hang."""
+        _, missed = self.flame.send_intermediate_data(receivers, result)
+        if missed:
+            raise StarError(
+                "The intermediate result could not be delivered to node(s) "
+                + ", ".join(missed)
+                + ".",
+                hint="The node's logs say why (a disclosure refusal, or the hub is unreachable).",
+            )
 
     def _load_data(self, data_type: str, query: str | list[str] | None) -> list[Any] | None:
         queries = [query] if isinstance(query, str) and query else list(query or [])

@@ -235,3 +235,11 @@ def test_decoding_never_calls_pickle(monkeypatch):
     for value in ({"a": [1, 2]}, np.arange(4), frame()):
         data, content_type = encode(value)
         decode(data, content_type)
+
+
+def test_a_whole_result_of_raw_bytes_travels_as_octets_and_comes_back_as_bytes():
+    from flame_lab.security import payload as codec
+
+    data, content_type = codec.encode_bytes(bytearray(b"\x00\x01binary"))
+    assert content_type == "application/octet-stream"
+    assert codec.decode(data, content_type) == b"\x00\x01binary"

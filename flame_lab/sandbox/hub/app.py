@@ -10,6 +10,7 @@ import os
 import posixpath
 import signal
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,8 @@ from flame_lab.sandbox.hub.resources import RESOURCES
 from flame_lab.sandbox.hub.store import Store
 
 UPLOAD_LIMIT = 64 * 1024 * 1024
+# A node counts as online while it made a request within this many seconds (agents poll).
+ONLINE_SECONDS = 10.0
 _ID = r"([^/]+)"
 
 
@@ -58,6 +61,15 @@ class Hub:
         self.core = Core(store, defer=self._defer)
         self.upload_limit = upload_limit
         self.bucket_delay = bucket_delay
+        self.last_seen: dict[str, float] = {}  # node id -> time.monotonic() of its last request
+
+    def seen(self, node_id: str) -> None:
+        """A node's client made a request: it counts as online for ONLINE_SECONDS."""
+        self.last_seen[node_id] = time.monotonic()
+
+    def online(self, node_id: str) -> bool:
+        seen = self.last_seen.get(node_id)
+        return seen is not None and time.monotonic() - seen < ONLINE_SECONDS
 
     def _defer(self, callback: Callable[[], None]) -> None:
         IOLoop.current().call_later(self.bucket_delay, callback)
@@ -74,6 +86,8 @@ class Hub:
             if only is not None and field not in only and field != "id":
                 continue
             out[field] = record[field]
+        if name == "nodes" and "online" in out:
+            out["online"] = self.online(record["id"])
         for alias, source in resource.aliases.items():
             if source in out:
                 out[alias] = out[source]

@@ -21,6 +21,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -68,11 +69,14 @@ class RunOutcome:
     confinement: dict[str, Any] = field(default_factory=dict)
     failure: str | None = None
     refusal: str | None = None
+    stopped: bool = False
 
     @property
     def ok(self) -> bool:
         """The analysis ended by itself with status 0 and the node refused nothing."""
-        return self.returncode == 0 and not self.timed_out and self.failure is None
+        return (
+            self.returncode == 0 and not (self.timed_out or self.stopped) and self.failure is None
+        )
 
 
 def clean_environment(work_dir: Path, channel_fd: int) -> dict[str, str]:
@@ -191,11 +195,17 @@ class _Output:
         self.stream.close()
 
 
-def run_analysis(spec: RunSpec, service: NodeService, on_output: OnOutput) -> RunOutcome:
+def run_analysis(
+    spec: RunSpec,
+    service: NodeService,
+    on_output: OnOutput,
+    stop: threading.Event | None = None,
+) -> RunOutcome:
     """Run the analysis confined, serve ``service`` to it, and report how it ended.
 
     ``on_output(stream, line)`` gets each line of stdout/stderr ("stdout" | "stderr"), one call
-    at a time, from reader threads. Blocks until the analysis ended or was stopped.
+    at a time, from reader threads. Blocks until the analysis ended or was stopped (``stop``
+    set by the agent, e.g. when the analysis was cancelled or another node failed).
     """
     _prepare_folders(spec)
     parent, child = socket.socketpair()
@@ -227,11 +237,18 @@ def run_analysis(spec: RunSpec, service: NodeService, on_output: OnOutput) -> Ru
         target=serve, args=(Channel(parent), service.methods()), name="analysis-rpc", daemon=True
     )
     server.start()
-    timed_out = False
+    timed_out = stopped = False
+    deadline = time.monotonic() + spec.limits.wall_seconds
     try:
-        proc.wait(timeout=spec.limits.wall_seconds)
-    except subprocess.TimeoutExpired:
-        timed_out = True
+        while proc.poll() is None:
+            if stop is not None and stop.is_set():
+                stopped = True
+                break
+            if time.monotonic() > deadline:
+                timed_out = True
+                break
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=0.1)
     finally:
         _kill_group(proc.pid)
         proc.wait()
@@ -241,7 +258,11 @@ def run_analysis(spec: RunSpec, service: NodeService, on_output: OnOutput) -> Ru
         for thread in (out.thread, err.thread, server):
             thread.join(timeout=10)
         parent.close()
-    return _outcome(spec, proc.returncode, timed_out, err, service)
+    outcome = _outcome(spec, proc.returncode, timed_out, err, service)
+    if stopped:
+        outcome.stopped = True
+        outcome.failure = outcome.failure or "The node stopped the analysis."
+    return outcome
 
 
 def _kill_group(pid: int) -> None:

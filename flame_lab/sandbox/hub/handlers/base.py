@@ -34,6 +34,8 @@ class HubHandler(RequestHandler):
     def prepare(self) -> None:
         if not self.public:
             self.principal = self.hub.auth.authenticate(self.request.headers.get("Authorization"))
+            if self.principal.node_id:
+                self.hub.seen(self.principal.node_id)
 
     def check_xsrf_cookie(self) -> None:  # bearer tokens only; no cookies
         return None

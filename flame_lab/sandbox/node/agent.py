@@ -1,0 +1,481 @@
+"""A sandbox hospital node: approves, verifies, runs and reports analyses, as a FLAME node does.
+
+The agent meets the hub only over HTTP, through flame_hub, with its own client credentials.
+It approves an analysis only when the signed bundle verifies against a researcher key its
+admin trusts, runs exactly the build it approved (re-verified, hash compared), confines the
+analysis process, and seals the aggregator's result to the recipients in the signed manifest.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import shutil
+import tarfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from flame_lab.errors import BundleError, FlameLabError, NotFound, PolicyRefused
+from flame_lab.hubclient import HubClients, HubEndpoints, hub_errors, with_client_credentials
+from flame_lab.privacy import NodePolicy, PrivacyBudget, load_policy
+from flame_lab.sandbox.node.datasets import NodeData
+from flame_lab.sandbox.node.layout import NodeFolder
+from flame_lab.sandbox.node.messenger import HubTransport
+from flame_lab.sandbox.node.runner import RunSpec, run_analysis
+from flame_lab.sandbox.node.service import NodeFacts, NodeService
+from flame_lab.security import bundle as bundles
+from flame_lab.security import envelope, payload
+from flame_lab.security.keys import NodeIdentity, NodePublicIdentity, load_node_identity
+from flame_lab.star.runtime import FinalSubmission
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.2
+WATCH_SECONDS = 1.0
+MAX_COMMENT = 480
+FINAL_PHASES = frozenset({"executed", "failed", "rejected"})
+
+
+def _short(text: str) -> str:
+    line = text.strip().splitlines()[-1] if text.strip() else text
+    return line if len(line) <= MAX_COMMENT else line[: MAX_COMMENT - 1] + "…"
+
+
+@dataclass
+class Run:
+    """One analysis this node is running: its thread and the flag that stops it."""
+
+    thread: threading.Thread
+    stop: threading.Event = field(default_factory=threading.Event)
+    reason: str = ""
+
+
+class NodeAgent:
+    """One hospital node of the sandbox federation."""
+
+    def __init__(self, home: Path, name: str, hub_url: str) -> None:
+        self.folder = NodeFolder.of(home, name)
+        secrets = self.folder.read_secrets()
+        self.node_id: str = secrets["nodeId"]
+        self.identity: NodeIdentity = load_node_identity(
+            self.folder.identity, secrets["identityPassphrase"]
+        )
+        self.policy: NodePolicy = (
+            load_policy(self.folder.policy) if self.folder.policy.exists() else NodePolicy()
+        )
+        self.clients: HubClients = with_client_credentials(
+            HubEndpoints.under(hub_url), secrets["clientId"], secrets["clientSecret"]
+        )
+        self.budget = PrivacyBudget(self.folder.budget, self.policy.epsilon_per_researcher)
+        self.state: dict[str, dict[str, Any]] = self.folder.read_state()
+        self.runs: dict[str, Run] = {}
+        self._lock = threading.Lock()
+        self._nodes: dict[str, Any] = {}
+        self._data: NodeData | None = None
+        self.refresh_nodes()
+        self.type = self._nodes[self.node_id].type
+
+    def __repr__(self) -> str:
+        return f"NodeAgent({self.folder.name!r})"
+
+    @property
+    def core(self):
+        return self.clients.core
+
+    @property
+    def name(self) -> str:
+        return self.folder.name
+
+    @property
+    def data(self) -> NodeData:
+        if self._data is None:
+            self._data = NodeData.load(self.folder.data)
+        return self._data
+
+    # -- hub records -------------------------------------------------------------------------
+    def refresh_nodes(self) -> None:
+        with hub_errors("list the federation's nodes"):
+            self._nodes = {str(n.id): n for n in self.core.get_nodes()}
+
+    def peer_key(self, node_id: str) -> ec.EllipticCurvePublicKey:
+        node = self._nodes.get(node_id)
+        if node is None:
+            self.refresh_nodes()
+            node = self._nodes[node_id]
+        return NodePublicIdentity.ecdh_key_from_hub(node.public_key)
+
+    def _save(self, analysis_id: str, **changes: Any) -> dict[str, Any]:
+        with self._lock:
+            entry = self.state.setdefault(analysis_id, {})
+            entry.update(changes)
+            self.folder.write_state(self.state)
+            return dict(entry)
+
+    def node_log(self, analysis_id: str, level: str, message: str) -> None:
+        try:
+            with hub_errors("send a log line"):
+                self.core.create_analysis_node_log(analysis_id, self.node_id, level, message)
+        except FlameLabError:
+            log.warning("could not send a log line of %s to the hub", analysis_id)
+
+    def _update(self, link_id: str, **fields: Any) -> None:
+        with hub_errors("update this node's analysis status"):
+            self.core.update_analysis_node(link_id, **fields)
+
+    # -- the loop ------------------------------------------------------------------------------
+    def run_forever(self, stop: threading.Event | None = None) -> None:
+        stop = stop or threading.Event()
+        self.node_log_startup()
+        while not stop.is_set():
+            try:
+                self.tick()
+            except FlameLabError as exc:
+                log.warning("%s: %s", self.name, exc.message)
+            stop.wait(POLL_SECONDS)
+        for run in list(self.runs.values()):
+            run.reason = "the node agent shut down"
+            run.stop.set()
+        for run in list(self.runs.values()):
+            run.thread.join(timeout=15)
+
+    def node_log_startup(self) -> None:
+        log.info("node %s (%s) serving %s", self.name, self.type, self.clients.endpoints)
+
+    def tick(self) -> None:
+        """One look at the hub: every analysis this node takes part in gets its next step."""
+        with hub_errors("list this node's analyses"):
+            links = self.core.find_analysis_nodes(filter={"node_id": self.node_id})
+        present = set()
+        for link in links:
+            analysis_id = str(link.analysis_id)
+            present.add(analysis_id)
+            try:
+                self.step(link)
+            except FlameLabError as exc:
+                log.warning("%s: analysis %s: %s", self.name, analysis_id, exc.message)
+        for analysis_id, run in list(self.runs.items()):
+            if analysis_id not in present and not run.stop.is_set():
+                run.reason = "the analysis was cancelled (it is gone from the hub)"
+                run.stop.set()
+
+    def step(self, link: Any) -> None:
+        analysis_id = str(link.analysis_id)
+        entry = self.state.get(analysis_id, {})
+        if entry.get("phase") in FINAL_PHASES or analysis_id in self.runs:
+            return
+        if link.approval_status is None:
+            if entry.get("phase") != "awaiting-admin":
+                self.review(link)
+            return
+        if link.approval_status == "rejected":
+            self._save(analysis_id, phase="rejected")
+            return
+        if link.execution_status in ("started", "executing"):
+            self._fail(link, "the node restarted while the analysis was running")
+            return
+        if link.execution_status is not None:
+            self._save(analysis_id, phase=link.execution_status)
+            return
+        with hub_errors(f"read analysis {analysis_id}"):
+            analysis = self.core.get_analysis(analysis_id)
+        if analysis is not None and analysis.distribution_status == "executed":
+            self.start(link, analysis)
+
+    # -- approval ------------------------------------------------------------------------------
+    def fetch_bundle(self, analysis_id: str, built_hash: str | None) -> bundles.SignedBundle:
+        """The analysis's code as the hub serves it: before the build, the CODE bucket; after,
+        the immutable build, whose hash must be the one the hub announced."""
+        with hub_errors(f"find the code of analysis {analysis_id}"):
+            found = self.core.find_analysis_buckets(
+                filter={"analysis_id": analysis_id, "type": "CODE"}
+            )
+        if not found:
+            raise NotFound(f"analysis {analysis_id} has no CODE bucket yet")
+        with hub_errors(f"download the code of analysis {analysis_id}"):
+            response = self.clients.storage_http.get(f"buckets/{found[0].bucket_id}/stream")
+        if response.status_code != 200:
+            raise NotFound(f"the hub answered {response.status_code} for the code tar")
+        if built_hash is not None and response.headers.get("X-Build-Hash") != built_hash:
+            raise BundleError("the hub served code that is not the announced build")
+        return bundles.SignedBundle.from_bucket_files(_read_tar(response.content))
+
+    def verify(self, signed: bundles.SignedBundle) -> bundles.Manifest:
+        return bundles.verify(signed, self.folder.trusted_researchers())
+
+    def review(self, link: Any) -> None:
+        """Verify an analysis waiting for this node's approval; approve it if policy says so."""
+        analysis_id = str(link.analysis_id)
+        with hub_errors(f"read analysis {analysis_id}"):
+            analysis = self.core.get_analysis(analysis_id)
+        if analysis is None or not analysis.configuration_locked:
+            return  # the researcher is still configuring it
+        try:
+            signed = self.fetch_bundle(analysis_id, None)
+            manifest = self.verify(signed)
+        except BundleError as exc:
+            self.decide(link, False, f"the code did not verify: {exc.message}")
+            return
+        self._save(
+            analysis_id, bundleHash=signed.bundle_hash, signer=manifest.signer, phase="verified"
+        )
+        if self.policy.approval == "auto":
+            self.decide(link, True, f"verified: signed by researcher {manifest.signer}")
+        else:
+            self._save(analysis_id, phase="awaiting-admin")
+            self.node_log(
+                analysis_id,
+                "notice",
+                f"{self.name}: the code verified (signed by {manifest.signer}); waiting for "
+                "the node admin: flame-lab sandbox approve|reject "
+                f"{analysis_id} --node {self.name}",
+            )
+
+    def decide(self, link: Any, approve: bool, reason: str) -> None:
+        """Record this node's decision on the hub, with its reason as the comment."""
+        analysis_id = str(link.analysis_id)
+        self._update(
+            str(link.id), approval_status="approved" if approve else "rejected", comment=reason
+        )
+        self._save(analysis_id, phase="approved" if approve else "rejected")
+        self.node_log(
+            analysis_id,
+            "info" if approve else "warn",
+            f"{self.name} {'approved' if approve else 'rejected'} the analysis: {reason}",
+        )
+
+    # -- running -------------------------------------------------------------------------------
+    def start(self, link: Any, analysis: Any) -> None:
+        analysis_id = str(link.analysis_id)
+        run = Run(threading.Thread(target=lambda: None))
+        run.thread = threading.Thread(
+            target=self._run_guarded,
+            args=(link, analysis, run),
+            name=f"run-{analysis_id[:8]}",
+            daemon=True,
+        )
+        self.runs[analysis_id] = run
+        self._save(analysis_id, phase="running")
+        run.thread.start()
+
+    def _run_guarded(self, link: Any, analysis: Any, run: Run) -> None:
+        analysis_id = str(link.analysis_id)
+        try:
+            self._run(link, analysis, run)
+        except FlameLabError as exc:
+            self._fail(link, exc.message)
+        except Exception as exc:  # the node must report, not die silently
+            log.exception("%s: analysis %s crashed the agent's run", self.name, analysis_id)
+            self._fail(link, f"the node failed internally ({type(exc).__name__})")
+        finally:
+            self.runs.pop(analysis_id, None)
+
+    def _fail(self, link: Any, reason: str) -> None:
+        analysis_id = str(link.analysis_id)
+        self._save(analysis_id, phase="failed", reason=reason)
+        self.node_log(analysis_id, "error", f"{self.name}: {reason}")
+        try:
+            self._update(str(link.id), execution_status="failed", comment=_short(reason))
+        except FlameLabError:
+            log.warning("could not report the failure of %s", analysis_id)
+
+    def _run(self, link: Any, analysis: Any, run: Run) -> None:
+        analysis_id = str(link.analysis_id)
+        link_id = str(link.id)
+        self._update(link_id, execution_status="started", execution_progress=0)
+        signed = self.fetch_bundle(analysis_id, analysis.build_hash)
+        manifest = self.verify(signed)
+        approved = self.state.get(analysis_id, {}).get("bundleHash")
+        if approved is not None and approved != signed.bundle_hash:
+            raise BundleError("the code to run is not the code this node approved")
+        folder = self.folder.runs / analysis_id
+        shutil.rmtree(folder, ignore_errors=True)
+        code_dir, work_dir = folder / "code", folder / "work"
+        for path, content in signed.files.items():
+            target = code_dir / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+        work_dir.mkdir(parents=True)
+
+        with hub_errors(f"list the nodes of analysis {analysis_id}"):
+            links = self.core.find_analysis_nodes(filter={"analysis_id": analysis_id})
+        participants = tuple(str(x.node_id) for x in links)
+        aggregator = next((p for p in participants if self._type(p) == "aggregator"), self.node_id)
+        facts = NodeFacts(
+            node_id=self.node_id,
+            role="aggregator" if self.type == "aggregator" else "default",
+            participant_ids=participants,
+            aggregator_id=aggregator,
+            analysis_id=analysis_id,
+            project_id=str(analysis.project_id),
+        )
+        transport = HubTransport(
+            self.clients,
+            analysis_id,
+            self.node_id,
+            self.identity,
+            self.peer_key,
+            on_rejected=lambda why: self.node_log(analysis_id, "warn", why),
+        )
+        data = self.data if facts.role == "default" else None
+        service = NodeService(
+            facts,
+            data,
+            self.policy.disclosure,
+            transport,
+            on_log=lambda level, text: self.node_log(analysis_id, level, text),
+            on_progress=lambda p: self._update(link_id, execution_progress=int(p)),
+            on_final=self._sealer(analysis_id, manifest, signed.bundle_hash),
+        )
+        self._update(link_id, execution_status="executing")
+        self.node_log(analysis_id, "info", f"{self.name}: running {manifest.entrypoint}")
+        watcher = threading.Thread(
+            target=self._watch, args=(analysis_id, participants, run), daemon=True
+        )
+        watcher.start()
+        outcome = run_analysis(
+            RunSpec(code_dir, manifest.entrypoint, work_dir, self.policy.limits),
+            service,
+            lambda stream, line: self.node_log(
+                analysis_id, "info" if stream == "stdout" else "warn", line
+            ),
+            stop=run.stop,
+        )
+        run.stop.set()
+        self.node_log(analysis_id, "debug", f"{self.name}: confinement {outcome.confinement}")
+        shutil.rmtree(work_dir, ignore_errors=True)
+        if outcome.stopped:
+            raise FlameLabError(run.reason or "the node stopped the analysis")
+        if not outcome.ok:
+            raise FlameLabError(outcome.failure or "the analysis failed")
+        if facts.role == "aggregator" and service.submission is None:
+            raise FlameLabError("the aggregator finished without submitting a final result")
+        self._update(link_id, execution_status="executed", execution_progress=100)
+        self._save(analysis_id, phase="executed")
+        self.node_log(analysis_id, "info", f"{self.name}: finished")
+
+    def _type(self, node_id: str) -> str:
+        if node_id not in self._nodes:
+            self.refresh_nodes()
+        node = self._nodes.get(node_id)
+        return node.type if node is not None else "default"
+
+    def _watch(self, analysis_id: str, participants: tuple[str, ...], run: Run) -> None:
+        """Stop the run when the analysis is cancelled, another node failed, or went offline."""
+        while not run.stop.wait(WATCH_SECONDS):
+            try:
+                with hub_errors("watch the analysis"):
+                    analysis = self.core.get_analysis(analysis_id)
+                    links = self.core.find_analysis_nodes(filter={"analysis_id": analysis_id})
+                    nodes = {str(n.id): n for n in self.core.get_nodes()}
+            except FlameLabError:
+                continue
+            reason = ""
+            if analysis is None:
+                reason = "the analysis was cancelled (it is gone from the hub)"
+            for other in links:
+                other_id = str(other.node_id)
+                if other_id == self.node_id or reason:
+                    continue
+                name = nodes[other_id].name if other_id in nodes else other_id
+                if other.execution_status == "failed":
+                    reason = f"node {name} failed: {other.comment or 'no reason given'}"
+                elif other.execution_status in ("started", "executing") and not (
+                    other_id in nodes and nodes[other_id].online
+                ):
+                    reason = f"node {name} went offline during the run"
+            if reason:
+                run.reason = reason
+                run.stop.set()
+
+    def _sealer(
+        self, analysis_id: str, manifest: bundles.Manifest, bundle_hash: str
+    ) -> Callable[[FinalSubmission], dict[str, str]]:
+        def seal_and_upload(submission: FinalSubmission) -> dict[str, str]:
+            if submission.local_dp is not None:
+                charge = self.budget.charge(
+                    manifest.signer, submission.local_dp.epsilon, analysis_id
+                )
+                self.node_log(
+                    analysis_id,
+                    "notice",
+                    f"{self.name}: charged epsilon {charge.epsilon:g} to researcher "
+                    f"{manifest.signer}; {self.budget.remaining(manifest.signer):g} left",
+                )
+            files = []
+            for sequence, released in enumerate(submission.results):
+                value = released.value
+                if isinstance(value, (bytes, bytearray)):
+                    data, content_type = payload.encode_bytes(value)
+                else:
+                    data, content_type = payload.encode(value)
+                blob = envelope.seal(
+                    data,
+                    analysis_id=analysis_id,
+                    node_id=self.node_id,
+                    bundle_hash=bundle_hash,
+                    run_nonce=manifest.run_nonce,
+                    sequence=sequence,
+                    content_type=content_type,
+                    recipients=manifest.recipients,
+                    node=self.identity,
+                )
+                files.append(
+                    {
+                        "file_name": f"result-{sequence:03d}.flres",
+                        "content": blob,
+                        "content_type": "application/octet-stream",
+                    }
+                )
+            with hub_errors("find the RESULT bucket"):
+                found = self.core.find_analysis_buckets(
+                    filter={"analysis_id": analysis_id, "type": "RESULT"}
+                )
+            if not found:
+                raise PolicyRefused("the hub has no RESULT bucket for this analysis")
+            with hub_errors("upload the sealed result"):
+                self.clients.storage.upload_to_bucket(found[0].bucket_id, *files)
+            self.node_log(
+                analysis_id,
+                "info",
+                f"{self.name}: sealed {len(files)} result file(s) for "
+                f"{len(manifest.recipients)} recipient(s)",
+            )
+            return {"status": "success"}
+
+        return seal_and_upload
+
+
+def _read_tar(data: bytes) -> dict[str, bytes]:
+    """Regular files of a tar, by name; nothing is extracted to disk by tarfile itself."""
+    files: dict[str, bytes] = {}
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+            for member in tar.getmembers():
+                if not member.isfile():
+                    raise BundleError(f"the code tar holds a non-file entry {member.name!r}")
+                handle = tar.extractfile(member)
+                if handle is None:
+                    raise BundleError(f"cannot read {member.name!r} from the code tar")
+                files[member.name] = handle.read()
+    except tarfile.TarError as exc:
+        raise BundleError(f"the code tar is damaged: {exc}") from None
+    return files
+
+
+def main_loop(home: Path, name: str, url: str, stop: threading.Event | None = None) -> None:
+    """The agent process: retry until the hub answers, then serve until stopped."""
+    stop = stop or threading.Event()
+    while True:
+        try:
+            agent = NodeAgent(home, name, url)
+            break
+        except FlameLabError as exc:
+            log.warning("node %s cannot start yet: %s", name, exc.message)
+            if stop.wait(1.0):
+                return
+    agent.run_forever(stop)
