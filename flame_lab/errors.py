@@ -229,3 +229,16 @@ class NoStarRuntime(StarError):
         "Try the analysis locally with flame.star.StarModelTester(...), "
         "or submit it so that FLAME nodes run it."
     )
+
+
+# -- Jupyter server extension (server/) ------------------------------------------------------
+class PassphraseRequired(KeyFileError):
+    """The researcher's key is locked and no passphrase came with the request."""
+
+    default_hint = "Enter the passphrase of your flame_lab identity (it is used once, not kept)."
+
+
+class BadRequest(FlameLabError):
+    """A request to flame_lab's REST API is malformed (not the analysis code itself)."""
+
+    default_hint = "Send the JSON body the flame_lab REST API documents."

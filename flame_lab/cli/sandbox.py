@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from flame_lab.errors import SandboxError
 from flame_lab.sandbox import daemon
 
 
@@ -15,7 +16,25 @@ def _up(args: argparse.Namespace) -> int:
             args.home, nodes=args.nodes, port=args.port, on_ready=lambda url: print(url, flush=True)
         )
         return 0
-    print(daemon.up(args.home, nodes=args.nodes, port=args.port).url)
+    node_data = {}
+    for item in args.node_data:
+        name, sep, folder = item.partition("=")
+        if not sep or not name or not folder:
+            raise SandboxError(
+                f"--node-data wants NAME=DIR, not {item!r}", hint="e.g. --node-data uk-aachen=./csv"
+            )
+        node_data[name] = Path(folder).expanduser().resolve()
+    running = daemon.up(args.home, nodes=args.nodes, port=args.port, node_data=node_data)
+    print(running.url)
+    return 0
+
+
+def _decide(args: argparse.Namespace) -> int:
+    from flame_lab.sandbox.admin import decide
+
+    approve = args.verb == "approve"
+    comment = decide(args.analysis, args.node, approve, args.reason, args.home)
+    print(f"{args.node}: {'approved' if approve else 'rejected'} ({comment})")
     return 0
 
 
@@ -64,6 +83,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     up.add_argument("--nodes", type=int, default=3, help="nodes incl. the aggregator (3)")
     up.add_argument("--port", type=int, default=0, help="port (0 = any free port)")
     up.add_argument("--foreground", action="store_true", help="do not detach")
+    up.add_argument(
+        "--node-data",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="give node NAME your own CSV files / FHIR bundles from DIR (repeatable)",
+    )
     home_option(up)
     up.set_defaults(func=_up)
 
@@ -75,6 +101,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     dn = verbs.add_parser("down", help="stop the sandbox hub (data is kept)")
     home_option(dn)
     dn.set_defaults(func=_down)
+
+    for verb in ("approve", "reject"):
+        dc = verbs.add_parser(verb, help=f"{verb} an analysis as a node's admin")
+        dc.add_argument("analysis", help="the analysis id")
+        dc.add_argument("--node", required=True, help="the node whose admin you act as")
+        dc.add_argument("--reason", default=None, help="comment shown to the researcher")
+        home_option(dc)
+        dc.set_defaults(func=_decide)
 
     rs = verbs.add_parser("reset", help="stop and delete all sandbox data")
     rs.add_argument("--yes", action="store_true", help="do not ask")
