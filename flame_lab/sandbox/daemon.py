@@ -225,9 +225,25 @@ def ensure_agents(home: Path, url: str) -> None:
     for folder in _node_folders(home):
         if agent_pid(folder) is not None:
             continue
+        with contextlib.suppress(FileNotFoundError):
+            folder.ready.unlink()
         argv = [sys.executable, "-u", "-m", NODE_MODULE, "--home", str(home)]
         proc = _spawn([*argv, "--node", folder.name, "--url", url], folder.root, folder.log)
         folder.pid.write_text(str(proc.pid))
+
+
+def wait_for_agents(home: Path, timeout: float) -> None:
+    """Return once every node agent has served the hub once: the federation is ready."""
+    deadline = time.monotonic() + timeout
+    for folder in _node_folders(home):
+        while not folder.ready.exists():
+            pid = agent_pid(folder)
+            if pid is None or time.monotonic() > deadline:
+                raise SandboxError(
+                    f"the node agent of {folder.name} did not start",
+                    hint=f"Read {folder.log}.",
+                )
+            time.sleep(0.05)
 
 
 def stop_agents(home: Path) -> None:
@@ -235,8 +251,9 @@ def stop_agents(home: Path) -> None:
         pid = agent_pid(folder)
         if pid is not None:
             stop_pid(pid)
-        with contextlib.suppress(FileNotFoundError):
-            folder.pid.unlink()
+        for path in (folder.pid, folder.ready):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
 
 
 def _spawn(argv: list[str], cwd: Path, log_path: Path) -> subprocess.Popen:
@@ -272,6 +289,7 @@ def up(
                 hint="Run `flame-lab sandbox reset` first, then `up --node-data ...`.",
             )
         ensure_agents(home, current.url)
+        wait_for_agents(home, timeout)
         return current
     if not is_initialised(home):
         initialise(home, nodes, node_data=node_data)
@@ -293,6 +311,7 @@ def up(
         state = _read_json(home / STATE_FILE)
         if state and state.get("pid") == proc.pid and answers(state["url"]):
             ensure_agents(home, state["url"])
+            wait_for_agents(home, timeout)
             return Running(proc.pid, state["url"])
         time.sleep(0.05)
     stop_pid(proc.pid)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import shutil
 import tarfile
 import threading
@@ -42,7 +43,10 @@ FINAL_PHASES = frozenset({"executed", "failed", "rejected"})
 
 
 def _short(text: str) -> str:
-    line = text.strip().splitlines()[-1] if text.strip() else text
+    """One line for the hub's comment: a summary first, else a traceback's exception line."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    lines = [ln for ln in lines if not ln.startswith("Hint:")] or [text.strip()]
+    line = lines[-1] if lines[0].startswith("Traceback") else lines[0]
     return line if len(line) <= MAX_COMMENT else line[: MAX_COMMENT - 1] + "…"
 
 
@@ -65,13 +69,12 @@ class NodeAgent:
         self.identity: NodeIdentity = load_node_identity(
             self.folder.identity, secrets["identityPassphrase"]
         )
-        self.policy: NodePolicy = (
-            load_policy(self.folder.policy) if self.folder.policy.exists() else NodePolicy()
-        )
+        self._policy_mtime = -1.0
+        self.policy = NodePolicy()
+        self.reload_policy()
         self.clients: HubClients = with_client_credentials(
             HubEndpoints.under(hub_url), secrets["clientId"], secrets["clientSecret"]
         )
-        self.budget = PrivacyBudget(self.folder.budget, self.policy.epsilon_per_researcher)
         self.state: dict[str, dict[str, Any]] = self.folder.read_state()
         self.runs: dict[str, Run] = {}
         self._lock = threading.Lock()
@@ -96,6 +99,18 @@ class NodeAgent:
         if self._data is None:
             self._data = NodeData.load(self.folder.data)
         return self._data
+
+    def reload_policy(self) -> None:
+        """Read policy.toml again if the data steward changed it: edits apply to what comes next."""
+        try:
+            mtime = self.folder.policy.stat().st_mtime
+        except FileNotFoundError:
+            mtime = 0.0
+        if mtime == self._policy_mtime:
+            return
+        self.policy = load_policy(self.folder.policy) if mtime else NodePolicy()
+        self.budget = PrivacyBudget(self.folder.budget, self.policy.epsilon_per_researcher)
+        self._policy_mtime = mtime
 
     # -- hub records -------------------------------------------------------------------------
     def refresh_nodes(self) -> None:
@@ -134,6 +149,8 @@ class NodeAgent:
         while not stop.is_set():
             try:
                 self.tick()
+                if not self.folder.ready.exists():
+                    self.folder.ready.write_text(str(os.getpid()))
             except FlameLabError as exc:
                 log.warning("%s: %s", self.name, exc.message)
             stop.wait(POLL_SECONDS)
@@ -148,6 +165,7 @@ class NodeAgent:
 
     def tick(self) -> None:
         """One look at the hub: every analysis this node takes part in gets its next step."""
+        self.reload_policy()
         with hub_errors("list this node's analyses"):
             links = self.core.find_analysis_nodes(filter={"node_id": self.node_id})
         present = set()

@@ -49,6 +49,7 @@ class NodeFolder:
     state = property(lambda self: self.root / "agent.json")
     pid = property(lambda self: self.root / "agent.pid")
     log = property(lambda self: self.root / "agent.log")
+    ready = property(lambda self: self.root / "agent.ready")  # pid, once it served the hub
 
     def read_secrets(self) -> dict[str, str]:
         try:

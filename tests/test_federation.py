@@ -1,0 +1,414 @@
+"""The whole loop against a started sandbox: sign, submit, approve, run, seal, open.
+
+Every test here talks to a real hub process and real node agent processes; the analyses
+they submit live in tests/analyses/ and are written as a researcher would write them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import runpy
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import flame_lab as fl
+from flame_lab.errors import (
+    AnalysisFailed,
+    DraftError,
+    NotFound,
+    TamperedResult,
+)
+from flame_lab.federation import NodeState, overall_status
+from flame_lab.hubclient import with_client_credentials
+from flame_lab.privacy import NodePolicy, dump_policy, load_policy
+from flame_lab.sandbox import daemon
+from flame_lab.sandbox.admin import decide
+from flame_lab.sandbox.node import synthetic
+from flame_lab.sandbox.node.layout import NodeFolder
+from flame_lab.security import envelope, keys
+from flame_lab.star import StarModelTester, ensure_importable
+
+ANALYSES = Path(__file__).parent / "analyses"
+ensure_importable()  # the analyses import flame.star, as on a FLAME node
+PASSPHRASE = "correct horse battery staple"
+WAIT = 90  # seconds; a bound for a broken build, never reached when things work
+
+
+# -- the pure part: one word for an analysis ----------------------------------------------
+def _node(name, kind="default", approval="approved", execution=None, comment=None):
+    return NodeState(name, name, kind, approval, execution, 0, comment)
+
+
+def test_an_analysis_waiting_for_approval_is_pending():
+    assert (
+        overall_status([_node("a", approval=None), _node("g", "aggregator")], None, False)[0]
+        == "pending"
+    )
+
+
+def test_a_rejection_wins_and_names_the_node_and_its_reason():
+    nodes = [_node("a", approval="rejected", comment="not today"), _node("b", execution="failed")]
+    assert overall_status(nodes, None, False) == ("rejected", ("a", "not today"))
+
+
+def test_a_failed_node_fails_the_analysis_with_its_reason():
+    nodes = [_node("a", execution="executed"), _node("b", execution="failed", comment="boom")]
+    assert overall_status(nodes, "executed", False) == ("failed", ("b", "boom"))
+
+
+def test_only_every_node_executed_is_executed():
+    nodes = [_node("a", execution="executed"), _node("g", "aggregator", execution="executing")]
+    assert overall_status(nodes, "executed", False)[0] == "running"
+    nodes[1] = _node("g", "aggregator", execution="executed")
+    assert overall_status(nodes, "executed", False)[0] == "executed"
+
+
+def test_cancelled_is_final_whatever_the_nodes_say():
+    assert overall_status([_node("a", execution="executing")], "executed", True)[0] == "cancelled"
+
+
+# -- a started sandbox ------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def sandbox_home(tmp_path_factory):
+    home = tmp_path_factory.mktemp("flame-home")
+    old = {k: os.environ.get(k) for k in ("FLAME_LAB_HOME", "FLAME_LAB_PASSPHRASE")}
+    os.environ["FLAME_LAB_HOME"] = str(home)
+    os.environ["FLAME_LAB_PASSPHRASE"] = PASSPHRASE
+    identity = keys.Identity.generate()
+    keys.save_identity(home / "keys" / "identity.json", identity, PASSPHRASE)
+    daemon.up(home / "sandbox")
+    yield home
+    daemon.down(home / "sandbox")
+    for key, value in old.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture
+def flame_home(sandbox_home, monkeypatch):
+    """Overrides the suite's per-test home: these tests share one running sandbox."""
+    monkeypatch.setenv("FLAME_LAB_HOME", str(sandbox_home))
+    monkeypatch.setenv("FLAME_LAB_PASSPHRASE", PASSPHRASE)
+    return sandbox_home
+
+
+@pytest.fixture
+def fed(flame_home):
+    return fl.connect()
+
+
+def _node_folder(home: Path, name: str) -> NodeFolder:
+    return NodeFolder.of(home / "sandbox", name)
+
+
+def _draft(name: str, **replace: str) -> fl.Draft:
+    text = (ANALYSES / name).read_text()
+    for old, new in replace.items():
+        text = text.replace(old, new)
+    return fl.Draft.from_files({name: text}, entrypoint=name)
+
+
+def _pooled_table(fed) -> list[dict[str, str]]:
+    rows = []
+    for node in fed.nodes():
+        if node.type == "default":
+            table = synthetic.generate(node.name).tables["patients.csv"]
+            rows += list(csv.DictReader(io.StringIO(table.decode())))
+    return rows
+
+
+def _set_policy(home: Path, node: str, **changes) -> NodePolicy:
+    """Edit a node's policy file as its data steward would; returns the old policy."""
+    folder = _node_folder(home, node)
+    old = load_policy(folder.policy)
+    data = old.to_dict()
+    for key, value in changes.items():
+        section, _, field = key.partition("__")
+        if field:
+            data[section][field] = value
+        else:
+            data[key] = value
+    dump_policy(NodePolicy.from_dict(data, str(folder.policy)), folder.policy)
+    return old
+
+
+def _wait_for(predicate, what: str):
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_the_sandbox_offers_data_nodes_and_an_aggregator(fed):
+    nodes = fed.nodes()
+    assert [n.type for n in nodes].count("aggregator") == 1
+    assert len([n for n in nodes if n.type == "default"]) == 2
+    assert all(n.online for n in nodes), "every node agent polls the hub"
+
+
+def test_a_federated_mean_equals_the_pooled_mean(fed):
+    run = fed.submit(_draft("mean_age.py"), name="mean age")
+    run.wait(timeout=WAIT)
+    result = run.result()
+    pooled = [float(r["age"]) for r in _pooled_table(fed)]
+    assert result["n"] == len(pooled)
+    assert result["mean_age"] == pytest.approx(sum(pooled) / len(pooled), rel=1e-12)
+    assert run.status().overall == "executed"
+
+
+def test_every_nodes_logs_arrive_merged_in_one_place(fed):
+    run = fed.submit(_draft("mean_age.py"))
+    run.wait(timeout=WAIT)
+    lines = run.logs()
+    assert {ln.node_name for ln in lines} >= {"uk-aachen", "uk-koeln", "aggregator", "hub"}
+    assert [ln.time for ln in lines] == sorted(ln.time for ln in lines)
+    assert all(ln.node_name == "uk-koeln" for ln in run.logs(node="uk-koeln"))
+    assert all(ln.level in ("emerg", "alert", "crit", "error") for ln in run.logs(level="error"))
+    with pytest.raises(NotFound, match="not part of"):
+        run.logs(node="nowhere")
+
+
+def test_a_fhir_count_equals_the_pooled_count(fed):
+    run = fed.submit(_draft("fhir_counts.py"))
+    run.wait(timeout=WAIT)
+    result = run.result()
+    sites = [synthetic.generate(n.name) for n in fed.nodes() if n.type == "default"]
+    assert result["patients"] == sum(s.record_count for s in sites)
+    diabetes = sum(
+        1
+        for s in sites
+        for c in s.resources["Condition"]
+        if any(code["code"] == "E11.9" for code in c["code"]["coding"])
+    )
+    assert result["diabetes"] == diabetes
+
+
+def test_the_same_file_runs_unchanged_under_the_tester_and_on_the_sandbox(fed):
+    namespace = runpy.run_path(str(ANALYSES / "mean_age.py"), run_name="as_module")
+    splits = [
+        [{"patients.csv": synthetic.generate(n.name).tables["patients.csv"]}]
+        for n in fed.nodes()
+        if n.type == "default"
+    ]
+    tester = StarModelTester(
+        data_splits=splits,
+        analyzer=namespace["MeanAnalyzer"],
+        aggregator=namespace["MeanAggregator"],
+        data_type="s3",
+        query=["patients.csv"],
+        output_type="pickle",
+        quiet=True,
+    )
+    run = fed.submit(_draft("mean_age.py"))
+    run.wait(timeout=WAIT)
+    assert run.result() == tester.result
+
+
+def test_an_iterative_logistic_regression_matches_the_pooled_fit(fed):
+    run = fed.submit(_draft("logistic_regression.py"), name="logreg")
+    run.wait(timeout=WAIT)
+    weights = np.array(run.result())
+    module = runpy.run_path(str(ANALYSES / "logistic_regression.py"), run_name="as_module")
+    rows = _pooled_table(fed)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    x, y = module["design"](buffer.getvalue().encode())
+    w = np.zeros(x.shape[1])
+    for _ in range(50):  # pooled Newton's method to machine precision
+        p = 1 / (1 + np.exp(-x @ w))
+        step = np.linalg.solve((x * (p * (1 - p))[:, None]).T @ x, x.T @ (y - p))
+        w += step
+        if np.abs(step).max() < 1e-12:
+            break
+    np.testing.assert_allclose(weights, w, rtol=1e-6, atol=1e-8)
+    rounds = [ln for ln in run.logs(node="aggregator") if "round" in ln.message.lower()]
+    assert weights.shape == (4,) and rounds is not None
+
+
+def test_local_dp_adds_noise_and_the_aggregator_charges_the_budget(fed, flame_home):
+    old = _set_policy(flame_home, "aggregator", privacy__epsilon_per_researcher=1.5)
+    try:
+        run = fed.submit(_draft("dp_count.py"))
+        run.wait(timeout=WAIT)
+        noisy = float(run.result())
+        exact = sum(
+            synthetic.generate(n.name).record_count for n in fed.nodes() if n.type == "default"
+        )
+        assert abs(noisy - exact) < 50  # Laplace(1): beyond 50 has probability e^-50
+        assert any("charged epsilon 1" in ln.message for ln in run.logs(node="aggregator"))
+
+        second = fed.submit(_draft("dp_count.py"))
+        with pytest.raises(AnalysisFailed, match="budget exhausted"):
+            second.wait(timeout=WAIT)
+    finally:
+        dump_policy(old, _node_folder(flame_home, "aggregator").policy)
+
+
+def test_manual_approval_waits_for_the_node_admin_then_runs(fed, flame_home):
+    old = _set_policy(flame_home, "uk-koeln", approval="manual")
+    try:
+        run = fed.submit(_draft("mean_age.py"))
+        _wait_for(
+            lambda: any("waiting for the node admin" in ln.message for ln in run.logs()),
+            "uk-koeln to ask its admin",
+        )
+        status = run.status()
+        assert status.overall == "pending"
+        assert {n.name: n.approval for n in status.nodes}["uk-koeln"] is None
+        decide(run.id, "uk-koeln", approve=True, home=flame_home / "sandbox")
+        assert run.wait(timeout=WAIT).overall == "executed"
+    finally:
+        dump_policy(old, _node_folder(flame_home, "uk-koeln").policy)
+
+
+def test_a_rejection_fails_the_analysis_with_the_nodes_reason(fed, flame_home):
+    old = _set_policy(flame_home, "uk-aachen", approval="manual")
+    try:
+        run = fed.submit(_draft("mean_age.py"))
+        _wait_for(lambda: run.logs(node="uk-aachen"), "uk-aachen to review the code")
+        decide(
+            run.id,
+            "uk-aachen",
+            approve=False,
+            reason="not with this cohort",
+            home=flame_home / "sandbox",
+        )
+        with pytest.raises(AnalysisFailed, match="rejected at uk-aachen: not with this cohort"):
+            run.wait(timeout=WAIT)
+    finally:
+        dump_policy(old, _node_folder(flame_home, "uk-aachen").policy)
+
+
+def test_row_level_data_is_refused_by_the_disclosure_rules(fed):
+    run = fed.submit(_draft("leak_rows.py"))
+    with pytest.raises(AnalysisFailed, match="PolicyRefused") as info:
+        run.wait(timeout=WAIT)
+    assert "record" in str(info.value)
+
+
+def test_the_analysis_cannot_read_the_nodes_key_file_nor_reach_the_network(fed, flame_home):
+    paths = {n: str(_node_folder(flame_home, n).identity) for n in ("uk-aachen", "uk-koeln")}
+    draft = _draft("probe_keys.py", **{"KEY_FILES = {}": f"KEY_FILES = {json.dumps(paths)}"})
+    run = fed.submit(draft)
+    run.wait(timeout=WAIT)
+    for report in run.result():
+        assert set(report["files"].values()) <= {"FileNotFoundError", "PermissionError"}
+        assert report["network"] == "errno 101"  # the namespace has no route anywhere
+
+
+def _node_storage(fed, home: Path, name: str):
+    """Storage as a node's client sees it: the hub only lets the analysis's nodes write there."""
+    secrets = _node_folder(home, name).read_secrets()
+    return with_client_credentials(
+        fed.endpoints, secrets["clientId"], secrets["clientSecret"]
+    ).storage
+
+
+def test_a_result_forged_in_the_result_bucket_is_rejected(fed, flame_home):
+    run = fed.submit(_draft("mean_age.py"))
+    run.wait(timeout=WAIT)
+    # a data node (or the hub behind it) adds a result sealed by a key nobody trusts
+    forger = keys.NodeIdentity.generate()
+    record = run.record
+    identity = fl.federation.researcher_identity()
+    forged = envelope.seal(
+        b'{"mean_age": 1}',
+        analysis_id=run.id,
+        node_id=record.aggregator_id,
+        bundle_hash=record.bundle_hash,
+        run_nonce=record.run_nonce,
+        sequence=0,
+        content_type="application/json",
+        recipients=[identity.public],
+        node=forger,
+    )
+    bucket = fed._wait_for_bucket(run.id, "RESULT")
+    _node_storage(fed, flame_home, "uk-koeln").upload_to_bucket(
+        bucket.bucket_id,
+        {"file_name": "result-000.flres", "content": forged, "content_type": "x"},
+    )
+    with pytest.raises(TamperedResult):
+        fed.attach(run.id).result()
+
+
+def test_a_plaintext_file_in_the_result_bucket_is_not_accepted_as_a_result(fed, flame_home):
+    run = fed.submit(_draft("mean_age.py"))
+    run.wait(timeout=WAIT)
+    bucket = fed._wait_for_bucket(run.id, "RESULT")
+    _node_storage(fed, flame_home, "uk-koeln").upload_to_bucket(
+        bucket.bucket_id,
+        {"file_name": "zz-result.json", "content": b'{"mean_age": 1}', "content_type": "x"},
+    )
+    with pytest.raises(TamperedResult, match="not sealed"):
+        fed.attach(run.id).result()
+
+
+def test_attach_after_a_restart_finds_the_same_analysis_and_result(fed):
+    run = fed.submit(_draft("mean_age.py"))
+    run.wait(timeout=WAIT)
+    first = run.result()
+    fl.federation._identities.clear()  # as a new kernel would start
+    again = fl.connect().attach(run.id)
+    assert again.status().overall == "executed"
+    assert again.result() == first
+
+
+def test_unknown_nodes_are_refused_with_the_known_names(fed):
+    with pytest.raises(NotFound, match="nowhere") as info:
+        fed.submit(_draft("mean_age.py"), nodes=["nowhere"])
+    assert "uk-aachen" in info.value.hint
+
+
+def test_a_syntax_error_is_refused_before_anything_reaches_the_hub(fed):
+    before = len(fed.analyses())
+    with pytest.raises(DraftError, match="line 1"):
+        fed.submit(fl.Draft.from_files({"analysis.py": "def broken(:\n"}))
+    assert len(fed.analyses()) == before
+
+
+def test_a_subset_of_nodes_runs_the_analysis_alone(fed):
+    run = fed.submit(_draft("mean_age.py"), nodes=["uk-koeln"])
+    run.wait(timeout=WAIT)
+    assert {n.name for n in run.status().nodes} == {"uk-koeln", "aggregator"}
+    table = synthetic.generate("uk-koeln").tables["patients.csv"]
+    assert run.result()["n"] == len(list(csv.DictReader(io.StringIO(table.decode()))))
+
+
+def test_cancel_stops_a_running_analysis(fed):
+    run = fed.submit(_draft("slow.py"))
+    _wait_for(lambda: run.status().overall == "running", "the slow analysis to run")
+    run.cancel()
+    assert run.status().overall == "cancelled"
+    with pytest.raises(AnalysisFailed, match="cancelled"):
+        run.wait(timeout=WAIT)
+
+
+def test_a_killed_node_fails_the_analysis_and_leaves_the_rest_working(fed, flame_home):
+    run = fed.submit(_draft("slow.py"))
+    _wait_for(
+        lambda: run.status().overall == "running"
+        and any(ln.message == "waiting" for ln in run.logs(node="uk-koeln")),
+        "uk-koeln to start the slow analysis",
+    )
+    folder = _node_folder(flame_home, "uk-koeln")
+    os.kill(int(folder.pid.read_text()), signal.SIGKILL)
+    with pytest.raises(AnalysisFailed, match="uk-koeln went offline"):
+        run.wait(timeout=WAIT)
+    daemon.up(flame_home / "sandbox")  # restarts the missing agent
+    _wait_for(lambda: daemon.agent_pid(folder), "the agent to come back")
+    again = fed.submit(_draft("mean_age.py"))
+    assert again.wait(timeout=WAIT).overall == "executed"
