@@ -26,3 +26,15 @@ def __getattr__(name: str) -> Any:
 
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'flame_lab' has no attribute {name!r}")
+
+
+def _jupyter_server_extension_points() -> list[dict[str, Any]]:
+    """Jupyter loads the REST API behind the Lab panel from flame_lab.server."""
+    from flame_lab.server import _jupyter_server_extension_points as points
+
+    return points()
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """The prebuilt JupyterLab extension shipped in flame_lab/labextension/."""
+    return [{"src": "labextension", "dest": "flame-lab"}]

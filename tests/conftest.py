@@ -31,3 +31,28 @@ def flame_home(tmp_path, monkeypatch):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("FLAME_LAB_HOME", str(home))
     return home
+
+
+SANDBOX_PASSPHRASE = "correct horse battery staple"
+
+
+@pytest.fixture(scope="session")
+def sandbox_home(tmp_path_factory):
+    """One sandbox federation (hub + node agents) for the whole run, with a researcher key."""
+    from flame_lab.sandbox import daemon
+    from flame_lab.security import keys
+
+    home = tmp_path_factory.mktemp("flame-sandbox-home")
+    identity = keys.Identity.generate()
+    keys.save_identity(home / "keys" / "identity.json", identity, SANDBOX_PASSPHRASE)
+    daemon.up(home / "sandbox")
+    yield home
+    daemon.down(home / "sandbox")
+
+
+@pytest.fixture
+def in_sandbox(sandbox_home, monkeypatch):
+    """Point flame_lab at the shared sandbox and unlock the researcher's key."""
+    monkeypatch.setenv("FLAME_LAB_HOME", str(sandbox_home))
+    monkeypatch.setenv("FLAME_LAB_PASSPHRASE", SANDBOX_PASSPHRASE)
+    return sandbox_home

@@ -37,7 +37,6 @@ from flame_lab.star import StarModelTester, ensure_importable
 
 ANALYSES = Path(__file__).parent / "analyses"
 ensure_importable()  # the analyses import flame.star, as on a FLAME node
-PASSPHRASE = "correct horse battery staple"
 WAIT = 90  # seconds; a bound for a broken build, never reached when things work
 
 
@@ -75,29 +74,9 @@ def test_cancelled_is_final_whatever_the_nodes_say():
 
 
 # -- a started sandbox ------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def sandbox_home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("flame-home")
-    old = {k: os.environ.get(k) for k in ("FLAME_LAB_HOME", "FLAME_LAB_PASSPHRASE")}
-    os.environ["FLAME_LAB_HOME"] = str(home)
-    os.environ["FLAME_LAB_PASSPHRASE"] = PASSPHRASE
-    identity = keys.Identity.generate()
-    keys.save_identity(home / "keys" / "identity.json", identity, PASSPHRASE)
-    daemon.up(home / "sandbox")
-    yield home
-    daemon.down(home / "sandbox")
-    for key, value in old.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-
-
 @pytest.fixture
-def flame_home(sandbox_home, monkeypatch):
-    """Overrides the suite's per-test home: these tests share one running sandbox."""
-    monkeypatch.setenv("FLAME_LAB_HOME", str(sandbox_home))
-    monkeypatch.setenv("FLAME_LAB_PASSPHRASE", PASSPHRASE)
+def flame_home(sandbox_home, in_sandbox):
+    """These tests share the suite's one running sandbox (tests/conftest.py)."""
     return sandbox_home
 
 
@@ -400,8 +379,10 @@ def test_cancel_stops_a_running_analysis(fed):
 def test_a_killed_node_fails_the_analysis_and_leaves_the_rest_working(fed, flame_home):
     run = fed.submit(_draft("slow.py"))
     _wait_for(
-        lambda: run.status().overall == "running"
-        and any(ln.message == "waiting" for ln in run.logs(node="uk-koeln")),
+        lambda: (
+            run.status().overall == "running"
+            and any(ln.message == "waiting" for ln in run.logs(node="uk-koeln"))
+        ),
         "uk-koeln to start the slow analysis",
     )
     folder = _node_folder(flame_home, "uk-koeln")

@@ -1,0 +1,160 @@
+"""`flame-lab submit|status|logs|result|cancel`: the researcher's workflow from a terminal."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from flame_lab.draft import Draft
+from flame_lab.errors import FlameLabError
+
+
+def _connect(args: argparse.Namespace):
+    from flame_lab.federation import connect
+
+    return connect(args.hub) if args.hub else connect()
+
+
+def node_line(status: Any) -> list[str]:
+    """One line per node: name, approval, execution, progress, and a reason if it failed."""
+    lines = []
+    for node in status.nodes:
+        line = (
+            f"  {node.name:<16} {node.approval or 'pending':<9} "
+            f"{node.execution or '-':<10} {node.progress:>3}%"
+        )
+        if node.comment and (node.execution == "failed" or node.approval == "rejected"):
+            line += f"  {node.comment}"
+        lines.append(line)
+    return lines
+
+
+class Progress:
+    """Redraws the node lines in place on a terminal; prints a new block per change elsewhere."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.tty = out.isatty()
+        self.drawn = 0
+
+    def __call__(self, status: Any) -> None:
+        lines = [f"{status.name} ({status.analysis_id}): {status.overall}", *node_line(status)]
+        if self.tty and self.drawn:
+            self.out.write(f"\x1b[{self.drawn}F\x1b[J")
+        self.out.write("\n".join(lines) + "\n")
+        self.out.flush()
+        self.drawn = len(lines)
+
+
+def _submit(args: argparse.Namespace) -> int:
+    draft = Draft.from_path(Path(args.path))
+    nodes = args.nodes.split(",") if args.nodes else None
+    fed = _connect(args)
+    run = fed.submit(draft, nodes=nodes, name=args.name)
+    print(f"submitted {run.id} to {fed.hub_url}")
+    if args.wait:
+        run.wait(timeout=args.timeout, on_change=Progress(sys.stdout))
+        _print_result(run.result(), None)
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    fed = _connect(args)
+    if args.id:
+        status = fed.attach(args.id).status()
+        if args.json:
+            print(json.dumps(status.to_dict(), indent=2))
+        else:
+            Progress(sys.stdout)(status)
+        return 0
+    rows = []
+    for run in fed.analyses():
+        try:
+            state = run.status()
+            rows.append((run.record.submitted_at, run.id, state.overall, run.name))
+        except FlameLabError as exc:
+            rows.append((run.record.submitted_at, run.id, "unknown", exc.message))
+    if args.json:
+        keys = ("submittedAt", "id", "status", "name")
+        print(json.dumps([dict(zip(keys, row, strict=True)) for row in rows]))
+        return 0
+    if not rows:
+        print(f"no analyses submitted to {fed.hub_url} from this account")
+    for submitted, analysis_id, overall, name in rows:
+        print(f"{submitted}  {analysis_id}  {overall:<10} {name}")
+    return 0
+
+
+def _logs(args: argparse.Namespace) -> int:
+    run = _connect(args).attach(args.id)
+    for line in run.logs(node=args.node, level=args.level):
+        print(f"{line.time}  {line.node_name:<12} {line.level:<6} {line.message}")
+    return 0
+
+
+def _print_result(value: Any, out: Path | None) -> None:
+    from flame_lab.security import payload
+
+    if out is None:
+        print(repr(value))
+        return
+    if isinstance(value, bytes):
+        data = value
+    else:
+        data, _ = payload.encode(value)
+    out.write_bytes(data)
+    print(f"wrote {len(data)} bytes to {out}")
+
+
+def _result(args: argparse.Namespace) -> int:
+    run = _connect(args).attach(args.id)
+    _print_result(run.result(), Path(args.out) if args.out else None)
+    return 0
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    run = _connect(args).attach(args.id)
+    run.cancel()
+    print(f"cancelled {run.id}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--hub", default=None, help="a hub URL (default: the active profile)")
+
+    sp = subparsers.add_parser("submit", help="sign and submit an analysis (.py or notebook)")
+    sp.add_argument("path", help="the entrypoint .py, or a notebook with %%%%flame cells")
+    sp.add_argument("--nodes", default=None, help="comma-separated node names (default: all)")
+    sp.add_argument("--name", default=None, help="a name for the analysis")
+    sp.add_argument("--wait", action="store_true", help="follow it and print the result")
+    sp.add_argument("--timeout", type=float, default=None, help="seconds to wait at most")
+    common(sp)
+    sp.set_defaults(func=_submit)
+
+    st = subparsers.add_parser("status", help="your analyses, or one analysis per node")
+    st.add_argument("id", nargs="?", default=None)
+    st.add_argument("--json", action="store_true")
+    common(st)
+    st.set_defaults(func=_status)
+
+    lg = subparsers.add_parser("logs", help="every node's log lines, merged by time")
+    lg.add_argument("id")
+    lg.add_argument("--node", default=None)
+    lg.add_argument("--level", default=None, help="emerg|alert|crit|error|warn|notice|info|debug")
+    common(lg)
+    lg.set_defaults(func=_logs)
+
+    rs = subparsers.add_parser("result", help="verify, decrypt and print (or save) the result")
+    rs.add_argument("id")
+    rs.add_argument("--out", default=None, help="write the payload (JSON/.npy/Parquet) here")
+    common(rs)
+    rs.set_defaults(func=_result)
+
+    cc = subparsers.add_parser("cancel", help="stop an analysis")
+    cc.add_argument("id")
+    common(cc)
+    cc.set_defaults(func=_cancel)

@@ -1,0 +1,71 @@
+"""The terminal face of the workflow: submit, status, logs, result, cancel."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from flame_lab.cli import main
+
+MEAN = Path(__file__).parents[1] / "analyses" / "mean_age.py"
+
+
+@pytest.fixture
+def analysis(in_sandbox, tmp_path):
+    path = tmp_path / "mean_age.py"
+    shutil.copy(MEAN, path)
+    return path
+
+
+def _submitted_id(out: str) -> str:
+    return re.search(r"submitted ([0-9a-f-]{36})", out).group(1)
+
+
+def test_submit_wait_prints_one_block_per_change_and_the_result(analysis, capsys):
+    assert main(["submit", str(analysis), "--wait", "--name", "from the terminal"]) == 0
+    out = capsys.readouterr().out
+    assert "from the terminal" in out and ": executed" in out
+    assert re.search(r"uk-aachen\s+approved\s+executed\s+100%", out)
+    assert "'mean_age':" in out
+
+
+def test_status_lists_this_accounts_analyses_and_one_in_detail(analysis, capsys):
+    main(["submit", str(analysis), "--wait"])
+    analysis_id = _submitted_id(capsys.readouterr().out)
+    assert main(["status"]) == 0
+    assert analysis_id in capsys.readouterr().out
+    assert main(["status", analysis_id, "--json"]) == 0
+    detail = json.loads(capsys.readouterr().out)
+    assert detail["overall"] == "executed"
+    assert {n["name"] for n in detail["nodes"]} == {"uk-aachen", "uk-koeln", "aggregator"}
+
+
+def test_logs_filter_by_node_and_result_writes_a_file(analysis, capsys, tmp_path):
+    main(["submit", str(analysis), "--wait"])
+    analysis_id = _submitted_id(capsys.readouterr().out)
+    assert main(["logs", analysis_id, "--node", "uk-koeln"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines and all("uk-koeln" in line for line in lines)
+    out = tmp_path / "result.json"
+    assert main(["result", analysis_id, "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["n"] > 0
+
+
+def test_errors_are_a_message_and_a_hint_not_a_traceback(analysis, capsys):
+    assert main(["submit", str(analysis), "--nodes", "atlantis"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown node(s): atlantis")
+    assert "hint: Known nodes:" in err and "Traceback" not in err
+    assert main(["logs", "00000000-0000-0000-0000-000000000000"]) == 1
+    assert "no submission record" in capsys.readouterr().err
+
+
+def test_a_file_that_is_not_an_analysis_is_refused(in_sandbox, tmp_path, capsys):
+    broken = tmp_path / "broken.py"
+    broken.write_text("def f(:\n")
+    assert main(["submit", str(broken)]) == 1
+    assert "syntax error in broken.py, line 1" in capsys.readouterr().err
