@@ -293,6 +293,11 @@ class Federation:
         return self.endpoints.core_url
 
     @property
+    def hub_id(self) -> str:
+        """Names the hub across restarts: the sandbox by its folder, a real hub by its URL."""
+        return f"sandbox:{self.sandbox_home}" if self.sandbox_home else self.hub_url
+
+    @property
     def is_sandbox(self) -> bool:
         return self.sandbox_home is not None
 
@@ -390,6 +395,7 @@ class Federation:
             analysis_id=analysis_id,
             name=display,
             hub_url=self.hub_url,
+            hub=self.hub_id,
             project_id=str(self.project_id),
             bundle_hash=signed.bundle_hash,
             run_nonce=signed.manifest.run_nonce,
@@ -514,16 +520,16 @@ class Federation:
     def attach(self, analysis_id: str) -> Analysis:
         """An analysis submitted from this account, e.g. after a kernel restart."""
         record = self.store.load(analysis_id)
-        if record.hub_url != self.hub_url:
+        if record.hub != self.hub_id:
             raise NotFound(
-                f"analysis {analysis_id} was submitted to {record.hub_url}, not {self.hub_url}",
+                f"analysis {analysis_id} was submitted to {record.hub}, not {self.hub_id}",
                 hint="Connect to that hub first.",
             )
         return Analysis(self, record)
 
     def analyses(self) -> list[Analysis]:
         """This researcher's analyses on this hub, newest first."""
-        return [Analysis(self, r) for r in self.store.all(self.hub_url)]
+        return [Analysis(self, r) for r in self.store.all(self.hub_id)]
 
 
 class Analysis:

@@ -38,6 +38,7 @@ class SubmissionRecord:
     submitted_at: str
     entrypoint: str = ""
     files: list[str] = field(default_factory=list)
+    hub: str = ""  # a stable name of the hub (the sandbox's port changes between starts)
     sealed: bool = True  # results are sealed to the researcher (always in the sandbox)
     cancelled_at: str | None = None
     result_hashes: list[str] = field(default_factory=list)
@@ -45,7 +46,9 @@ class SubmissionRecord:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SubmissionRecord:
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        record = cls(**{k: v for k, v in data.items() if k in known})
+        record.hub = record.hub or record.hub_url
+        return record
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -82,8 +85,8 @@ class SubmissionStore:
         except (ValueError, TypeError) as exc:
             raise NotFound(f"the submission record {path} is damaged: {exc}") from None
 
-    def all(self, hub_url: str | None = None) -> list[SubmissionRecord]:
-        """Newest first; only those of ``hub_url`` when given."""
+    def all(self, hub: str | None = None) -> list[SubmissionRecord]:
+        """Newest first; only those of ``hub`` (a Federation.hub_id) when given."""
         if not self.folder.is_dir():
             return []
         records = []
@@ -92,6 +95,6 @@ class SubmissionStore:
                 record = SubmissionRecord.from_dict(json.loads(path.read_text(encoding="utf-8")))
             except (ValueError, TypeError, OSError):
                 continue
-            if hub_url is None or record.hub_url == hub_url:
+            if hub is None or record.hub == hub:
                 records.append(record)
         return sorted(records, key=lambda r: r.submitted_at, reverse=True)

@@ -393,3 +393,18 @@ def test_a_killed_node_fails_the_analysis_and_leaves_the_rest_working(fed, flame
     _wait_for(lambda: daemon.agent_pid(folder), "the agent to come back")
     again = fed.submit(_draft("mean_age.py"))
     assert again.wait(timeout=WAIT).overall == "executed"
+
+
+def test_analyses_survive_a_sandbox_restart_on_another_port(fed, flame_home):
+    run = fed.submit(_draft("mean_age.py"))
+    run.wait(timeout=WAIT)
+    first = run.result()
+    old_url = fed.hub_url
+    daemon.down(flame_home / "sandbox")
+    daemon.up(flame_home / "sandbox")
+    again = fl.connect()
+    assert run.id in [a.id for a in again.analyses()]
+    reattached = again.attach(run.id)
+    assert reattached.status().overall == "executed"
+    assert reattached.result() == first
+    assert reattached.record.hub_url == old_url  # provenance keeps where it was sent
