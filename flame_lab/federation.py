@@ -603,21 +603,26 @@ class Analysis:
         )
 
     def _advance(self, analysis: Any, nodes: Sequence[NodeState]) -> None:
-        """Do the researcher's next hub-side step: build after approval, then distribute."""
+        """Do the researcher's next hub-side steps: build after approval, then distribute.
+        A hub that finishes a step at once (the sandbox's build does) gets the next at once."""
         defaults = [n for n in nodes if n.type == "default"]
         approved = bool(defaults) and all(n.approval == "approved" for n in defaults)
-        command = None
-        if analysis.configuration_locked and approved and analysis.build_status is None:
-            command = "buildStart"
-        elif analysis.build_status in IN_PROGRESS:
-            command = "buildCheck"
-        elif analysis.build_status == "executed" and analysis.distribution_status is None:
-            command = "distributionStart"
-        elif analysis.distribution_status in IN_PROGRESS:
-            command = "distributionCheck"
-        if command:
+        for _ in range(4):
+            command = None
+            if analysis.configuration_locked and approved and analysis.build_status is None:
+                command = "buildStart"
+            elif analysis.build_status in IN_PROGRESS:
+                command = "buildCheck"
+            elif analysis.build_status == "executed" and analysis.distribution_status is None:
+                command = "distributionStart"
+            elif analysis.distribution_status in IN_PROGRESS:
+                command = "distributionCheck"
+            if command is None:
+                return
             with self._call(f"send {command} for analysis {self.id}"):
-                self._core.send_analysis_command(self.id, command)
+                analysis = self._core.send_analysis_command(self.id, command)
+            if command.endswith("Check"):
+                return
 
     def wait(
         self,
