@@ -1,0 +1,1 @@
+"""Example analyses shipped with flame_lab (used by `flame-lab demo`)."""

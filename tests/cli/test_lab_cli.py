@@ -1,0 +1,93 @@
+"""The main job: `flame-lab demo` in a terminal, `flame-lab lab` in a browser."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from flame_lab.cli import main
+from flame_lab.cli.lab import _ensure_identity, _notebook_dir
+from flame_lab.errors import KeyFileMissing
+
+
+def test_demo_runs_the_getting_started_analysis_and_prints_the_decrypted_mean(in_sandbox, capsys):
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert "federation sandbox at http://127.0.0.1:" in out
+    assert "decrypted result: mean age" in out and "patients" in out
+
+
+def test_without_an_identity_and_without_a_terminal_the_error_says_how_to_create_one():
+    with pytest.raises(KeyFileMissing) as info:
+        _ensure_identity(interactive=False)
+    assert "flame-lab keys init" in info.value.hint
+
+
+def test_the_notebook_folder_defaults_to_the_repositorys_notebooks(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert _notebook_dir(None) == tmp_path
+    (tmp_path / "notebooks").mkdir()
+    assert _notebook_dir(None) == tmp_path / "notebooks"
+    assert _notebook_dir(str(tmp_path / "x")) == tmp_path / "x"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_lab_starts_the_sandbox_and_a_jupyterlab_with_flame_labs_api(in_sandbox, tmp_path):
+    port = _free_port()
+    env = {**os.environ, "FLAME_LAB_HOME": str(in_sandbox)}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "flame_lab.cli",
+            "lab",
+            str(tmp_path),
+            "--no-browser",
+            f"--ServerApp.port={port}",
+            "--IdentityProvider.token=t0ken",
+            "--ServerApp.ip=127.0.0.1",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        answer = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/flame-lab/api/status",
+                    headers={"Authorization": "token t0ken"},
+                )
+                with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+                    answer = json.loads(response.read())
+                    break
+            except urllib.error.HTTPError as exc:
+                pytest.fail(f"JupyterLab answered {exc.code}: flame_lab's server extension is off")
+            except OSError:
+                time.sleep(0.3)
+        assert answer is not None, (
+            proc.stdout.read1().decode(errors="replace") if proc.stdout else ""
+        )
+        assert answer["reachable"] is True
+        assert answer["federation"]["kind"] == "sandbox"
+        assert answer["keyId"]
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
