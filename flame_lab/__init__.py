@@ -28,6 +28,19 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'flame_lab' has no attribute {name!r}")
 
 
+def load_ipython_extension(ipython: Any) -> None:
+    """`%load_ext flame_lab`: the %flame magics, and flame.star importable in the kernel."""
+    from flame_lab.kernel.magics import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    from flame_lab.kernel.magics import unload_ipython_extension as unload
+
+    unload(ipython)
+
+
 def _jupyter_server_extension_points() -> list[dict[str, Any]]:
     """Jupyter loads the REST API behind the Lab panel from flame_lab.server."""
     from flame_lab.server import _jupyter_server_extension_points as points

@@ -756,6 +756,12 @@ class Analysis:
             self.federation.store.save(record)
         return [payload.decode(o.payload, o.header.content_type) for o in opened]
 
+    def monitor(self, *, wait: bool = False) -> None:
+        """The live monitor in the current notebook cell (plain text where no widgets render)."""
+        from flame_lab.kernel.widgets import monitor
+
+        monitor(self, wait=wait)
+
     # -- cancel -------------------------------------------------------------------------------
     def cancel(self) -> None:
         """Stop the analysis: the hub forgets it and the nodes stop their runs."""

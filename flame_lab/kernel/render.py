@@ -1,0 +1,307 @@
+"""Drawing an analysis, apart from fetching it: a pure function from its state to a view model.
+
+The monitor widget, the plain-text fallback and the HTML snapshot all draw the same
+:class:`MonitorView`, so what a terminal, nbconvert and JupyterLab show cannot drift apart.
+Every piece of text that came from the hub or a node is escaped before it becomes HTML.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+LEVEL_COLOURS = {
+    "emerg": "#b71c1c",
+    "alert": "#b71c1c",
+    "crit": "#b71c1c",
+    "error": "#c62828",
+    "warn": "#e65100",
+    "notice": "#1565c0",
+    "info": "inherit",
+    "debug": "#757575",
+}
+OVERALL_COLOURS = {
+    "pending": "#757575",
+    "approved": "#1565c0",
+    "running": "#1565c0",
+    "executed": "#2e7d32",
+    "failed": "#c62828",
+    "rejected": "#c62828",
+    "cancelled": "#757575",
+}
+MAX_LOG_ROWS = 200
+
+
+@dataclass(frozen=True)
+class NodeRow:
+    """One node's line in the monitor."""
+
+    node_id: str
+    name: str
+    approval: str
+    execution: str
+    progress: int
+    last_log: str
+    in_state: str
+    failed: bool
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class LogRow:
+    time: str
+    node: str
+    level: str
+    message: str
+
+    @property
+    def colour(self) -> str:
+        return LEVEL_COLOURS.get(self.level, "inherit")
+
+
+@dataclass(frozen=True)
+class MonitorView:
+    """Everything the monitor shows at one moment; built by :func:`build_view` only."""
+
+    name: str
+    analysis_id: str
+    federation: str
+    elapsed: str
+    overall: str
+    progress: int
+    nodes: tuple[NodeRow, ...]
+    logs: tuple[LogRow, ...]
+    done: bool
+    result_available: bool
+    failure: str | None
+    problem: str | None = None  # the last polling error, if the hub could not be read
+
+    @property
+    def colour(self) -> str:
+        return OVERALL_COLOURS.get(self.overall, "inherit")
+
+
+def parse_time(value: Any) -> datetime | None:
+    """A hub or record timestamp as an aware datetime (None if unreadable)."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = value / 1000 if value > 1e11 else value  # the hub's epoch milliseconds
+        try:
+            return datetime.fromtimestamp(seconds, UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def clock_time(value: Any) -> str:
+    """A log time as HH:MM:SS (UTC), or the text as it came if unreadable."""
+    parsed = parse_time(value)
+    return parsed.strftime("%H:%M:%S") if parsed else str(value)
+
+
+def duration(seconds: float) -> str:
+    """12 s, 3 min 04 s, 2 h 05 min."""
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+class StateClock:
+    """Remembers since when each node has been in its current (approval, execution) state."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[tuple[Any, Any], float]] = {}
+
+    def observe(self, status: Any, now: float) -> dict[str, float]:
+        """Seconds each node has spent in its present state, as far as this clock saw."""
+        spent = {}
+        for node in status.nodes:
+            state = (node.approval, node.execution)
+            previous = self._seen.get(node.node_id)
+            if previous is None or previous[0] != state:
+                self._seen[node.node_id] = (state, now)
+            spent[node.node_id] = now - self._seen[node.node_id][1]
+        return spent
+
+
+def build_view(
+    status: Any,
+    logs: Sequence[Any],
+    *,
+    federation: str,
+    submitted_at: str | None,
+    now: datetime,
+    in_state: Mapping[str, float] | None = None,
+    problem: str | None = None,
+) -> MonitorView:
+    """The view of one polled moment: an AnalysisStatus and the log lines read so far."""
+    in_state = in_state or {}
+    last_by_node: dict[str, str] = {}
+    for line in logs:
+        last_by_node[line.node_id] = line.message
+    start = parse_time(submitted_at)
+    end = now
+    if status.done and logs:
+        end = parse_time(logs[-1].time) or now
+    elapsed = duration((end - start).total_seconds()) if start else "?"
+    failed_node = status.failure[0] if status.failure else None
+    rows = []
+    for node in status.nodes:
+        failed = node.execution == "failed" or node.approval == "rejected"
+        failed = failed or (failed_node == node.name and status.overall in ("failed", "rejected"))
+        own = status.failure[1] if status.failure and failed_node == node.name else None
+        reason = node.comment or own
+        rows.append(
+            NodeRow(
+                node_id=node.node_id,
+                name=node.name,
+                approval=node.approval or "pending",
+                execution=node.execution or "-",
+                progress=max(0, min(100, int(node.progress or 0))),
+                last_log=last_by_node.get(node.node_id, ""),
+                in_state=duration(in_state[node.node_id]) if node.node_id in in_state else "",
+                failed=failed,
+                reason=reason if failed else None,
+            )
+        )
+    log_rows = tuple(
+        LogRow(clock_time(ln.time), ln.node_name, ln.level, ln.message)
+        for ln in logs[-MAX_LOG_ROWS:]
+    )
+    failure = f"{status.failure[0]}: {status.failure[1]}" if status.failure else None
+    return MonitorView(
+        name=status.name,
+        analysis_id=status.analysis_id,
+        federation=federation,
+        elapsed=elapsed,
+        overall=status.overall,
+        progress=int(status.progress),
+        nodes=tuple(rows),
+        logs=log_rows,
+        done=status.done,
+        result_available=status.result_available,
+        failure=failure,
+        problem=problem,
+    )
+
+
+# -- plain text ------------------------------------------------------------------------------
+def _cut(text: str, width: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 1] + "~"
+
+
+def progress_line(view: MonitorView) -> str:
+    """One compact line per state change (``--wait`` without a widget frontend)."""
+    nodes = ", ".join(f"{n.name} {n.approval}/{n.execution} {n.progress}%" for n in view.nodes)
+    line = f"[{view.elapsed}] {view.analysis_id} {view.overall} {view.progress}% ({nodes})"
+    if view.failure:
+        line += f" - {view.failure}"
+    return line
+
+
+def render_text(view: MonitorView, *, log_rows: int = 10) -> str:
+    """The monitor as plain text, for terminals, nbconvert and nbval."""
+    lines = [
+        f"{view.name} ({view.analysis_id}) on {view.federation}: {view.overall.upper()} "
+        f"{view.progress}%, {view.elapsed}",
+    ]
+    if view.problem:
+        lines.append(f"  ! {view.problem}")
+    for node in view.nodes:
+        bar = "#" * (node.progress // 10) + "." * (10 - node.progress // 10)
+        lines.append(
+            f"  {_cut(node.name, 20):<20} {node.approval:<9} {node.execution:<10} [{bar}] "
+            f"{node.progress:>3}% {node.in_state:>10}  {_cut(node.last_log, 50)}"
+        )
+        if node.reason:
+            lines.append(f"    FAILED: {_cut(node.reason, 200)}")
+    if view.logs and log_rows:
+        lines.append("  log:")
+        for row in view.logs[-log_rows:]:
+            lines.append(f"    {row.time} {row.node} {row.level}: {_cut(row.message, 120)}")
+    if view.result_available:
+        lines.append(f"  result ready: %flame result {view.analysis_id}")
+    return "\n".join(lines)
+
+
+# -- HTML pieces (every value escaped) --------------------------------------------------------
+def esc(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def header_html(view: MonitorView) -> str:
+    problem = (
+        f'<div style="color:#c62828">Cannot read the hub: {esc(view.problem)}</div>'
+        if view.problem
+        else ""
+    )
+    return (
+        f"<div><b>{esc(view.name)}</b> <code>{esc(view.analysis_id)}</code> on "
+        f"<i>{esc(view.federation)}</i> &middot; {esc(view.elapsed)} &middot; "
+        f'<b style="color:{view.colour}">{esc(view.overall)}</b> {view.progress}%</div>{problem}'
+    )
+
+
+def status_html(text: str, failed: bool) -> str:
+    colour = "#c62828" if failed else "inherit"
+    return f'<span style="color:{colour}">{esc(text)}</span>'
+
+
+def reason_html(row: NodeRow) -> str:
+    if not row.reason:
+        return ""
+    return f'<span style="color:#c62828">{esc(row.reason)}</span>'
+
+
+def logs_html(rows: Iterable[LogRow]) -> str:
+    items = [
+        f'<div style="color:{row.colour};font-family:monospace;white-space:pre-wrap">'
+        f"{esc(row.time)} [{esc(row.node)}] {esc(row.level)}: {esc(row.message)}</div>"
+        for row in rows
+    ]
+    return "".join(items) or "<i>no log lines yet</i>"
+
+
+def render_html(view: MonitorView) -> str:
+    """A static HTML snapshot of the monitor (where widgets do not render)."""
+    rows = "".join(
+        f"<tr><td>{esc(n.name)}</td><td>{status_html(n.approval, n.approval == 'rejected')}</td>"
+        f"<td>{status_html(n.execution, n.failed)}</td><td>{n.progress}%</td>"
+        f"<td>{esc(n.last_log)}</td><td>{esc(n.in_state)}</td><td>{reason_html(n)}</td></tr>"
+        for n in view.nodes
+    )
+    return (
+        f"{header_html(view)}<table><tr><th>node</th><th>approval</th><th>execution</th>"
+        f"<th>progress</th><th>last log</th><th>in state</th><th></th></tr>{rows}</table>"
+        f"<details><summary>log</summary>{logs_html(view.logs)}</details>"
+    )
+
+
+def preview_html(value: Any, max_rows: int = 10) -> str:
+    """A result preview: a table for data frames, else its (escaped) repr."""
+    to_html = getattr(value, "to_html", None)
+    if callable(to_html) and hasattr(value, "columns"):
+        try:
+            return str(to_html(max_rows=max_rows, escape=True))
+        except TypeError:
+            pass
+    text = repr(value)
+    if len(text) > 5000:
+        text = text[:5000] + " ..."
+    return f"<pre>{esc(text)}</pre>"

@@ -1,0 +1,503 @@
+"""Try a draft on this machine, on mock nodes shaped like the sandbox's, before submitting it.
+
+Each mock node is a sandbox ``NodeService`` (the very code a sandbox node answers an analysis
+with: its data, its disclosure check on every message a data node sends) over an in-memory
+switchboard; the draft's entrypoint runs once per node in a thread, as ``__main__``, with
+``flame.star`` bound to that node. Nothing leaves the machine; no hub, no keys, no crypto.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib.abc
+import importlib.util
+import json
+import sys
+import threading
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from types import CodeType, ModuleType
+from typing import Any
+
+from flame_lab import config
+from flame_lab.draft import Draft, Source
+from flame_lab.errors import DraftError, FlameLabError, PolicyRefused, StarError
+from flame_lab.privacy import DisclosurePolicy, check_release, load_policy
+from flame_lab.star.runtime import FinalSubmission, Message, use_runtime
+
+DEFAULT_TIMEOUT = 120.0
+FINISHED_CATEGORY = "analysis_finished"
+AGGREGATOR = "aggregator"
+
+
+# -- compiling draft files with the author's own line numbers --------------------------------
+def code_filename(source: Source) -> str:
+    """The file name tracebacks show for a draft file: where the author wrote it."""
+    origin = source.origin or source.path
+    return f"<flame {origin}>" if origin != source.path else f"<flame {source.path}>"
+
+
+def compile_source(source: Source) -> CodeType:
+    """Compile one draft file so that line numbers count as in its cell (magic line included)."""
+    text = "\n" * source.line_offset + source.text
+    try:
+        return compile(text, code_filename(source), "exec")
+    except SyntaxError as exc:
+        line = (exc.text or "").rstrip()
+        raise DraftError(
+            f"syntax error in {source.origin or source.path}, line {exc.lineno}: {exc.msg}"
+            + (f"\n    {line}" if line else ""),
+            hint="Fix the line and run the cell again.",
+        ) from None
+
+
+def user_traceback(error: BaseException, draft: Draft) -> str:
+    """The error with only the frames of the draft's own files (never flame_lab's)."""
+    names = {code_filename(s) for s in draft.sources.values()}
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename in names]
+    lines = [f"  {f.filename[7:-1]}, line {f.lineno}, in {f.name}" for f in frames]
+    message = error.message if isinstance(error, FlameLabError) else str(error)
+    lines.append(f"{type(error).__name__}: {message}")
+    return "\n".join(lines)
+
+
+# -- draft modules importable by name ---------------------------------------------------------
+class DraftFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Serves a draft's extra files as modules (``helpers.py`` -> ``import helpers``).
+
+    On a node the code folder is first on sys.path; here the draft's files come first too.
+    """
+
+    def __init__(self, draft: Draft) -> None:
+        self.draft = draft
+
+    def _lookup(self, fullname: str) -> tuple[Source | None, bool]:
+        parts = fullname.split(".")
+        base = "/".join(parts)
+        sources = self.draft.sources
+        if f"{base}.py" in sources and f"{base}.py" != self.draft.entrypoint:
+            return sources[f"{base}.py"], False
+        if f"{base}/__init__.py" in sources:
+            return sources[f"{base}/__init__.py"], True
+        if any(path.startswith(base + "/") for path in sources):
+            return None, True  # a folder of draft files: a namespace-like package
+        raise KeyError(fullname)
+
+    def module_names(self) -> set[str]:
+        names = set()
+        for path in self.draft.sources:
+            if path == self.draft.entrypoint:
+                continue
+            parts = list(PurePosixPath(path).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            for i in range(1, len(parts) + 1):
+                names.add(".".join(parts[:i]))
+        return names
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        try:
+            source, is_package = self._lookup(fullname)
+        except KeyError:
+            return None
+        spec = importlib.util.spec_from_loader(fullname, self, is_package=is_package)
+        if spec is not None:
+            spec.loader_state = source
+        return spec
+
+    def create_module(self, spec: Any) -> ModuleType | None:
+        return None
+
+    def exec_module(self, module: ModuleType) -> None:
+        source = module.__spec__.loader_state if module.__spec__ else None
+        if module.__spec__ is not None and module.__spec__.submodule_search_locations is not None:
+            module.__path__ = []
+        if source is not None:
+            module.__file__ = code_filename(source)
+            exec(compile_source(source), module.__dict__)  # noqa: S102 - the researcher's code
+
+    def forget(self, names: set[str] | None = None) -> None:
+        """Drop imported draft modules so the next import sees the newest cell."""
+        for name in names if names is not None else self.module_names():
+            sys.modules.pop(name, None)
+
+    def install(self) -> None:
+        if self not in sys.meta_path:
+            sys.meta_path.insert(0, self)
+
+    def remove(self) -> None:
+        with contextlib.suppress(ValueError):
+            sys.meta_path.remove(self)
+
+
+@contextlib.contextmanager
+def draft_modules(draft: Draft) -> Iterator[DraftFinder]:
+    """The draft's extra files importable for the duration of the block, fresh each time."""
+    finder = DraftFinder(draft)
+    names = finder.module_names()
+    saved = {n: sys.modules.pop(n) for n in names if n in sys.modules}
+    finder.install()
+    try:
+        yield finder
+    finally:
+        finder.remove()
+        finder.forget(names)
+        sys.modules.update(saved)
+
+
+# -- defining a cell's classes without running the analysis -----------------------------------
+class ModelReached(BaseException):
+    """Raised where StarModel first asks for its node: the cell's definitions are done."""
+
+
+class _DefinitionRuntime:
+    """A runtime that answers nothing: StarModel stops at its first question."""
+
+    def __getattr__(self, name: str) -> Any:
+        def stop(*args: Any, **kwargs: Any) -> Any:
+            raise ModelReached
+
+        return stop
+
+
+def define(source: Source, namespace: dict[str, Any]) -> bool:
+    """Run a draft file in ``namespace`` up to its StarModel; True if StarModel was reached.
+
+    The analyzer and aggregator classes become usable in the kernel; the analysis itself runs
+    only under ``run_local_test`` or on nodes.
+    """
+    code = compile_source(source)
+    with use_runtime(_DefinitionRuntime()):  # type: ignore[arg-type]
+        try:
+            exec(code, namespace)  # noqa: S102 - the researcher's code
+        except ModelReached:
+            return True
+    return False
+
+
+# -- mock nodes ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MockNode:
+    """One simulated node: its name, role, data (data nodes) and disclosure rules."""
+
+    name: str
+    role: str  # "default" | "aggregator"
+    policy: DisclosurePolicy
+    data: Any = None  # NodeData for data nodes
+
+    @property
+    def record_count(self) -> int:
+        return self.data.record_count if self.data is not None else 0
+
+
+@functools.lru_cache(maxsize=16)
+def _site_data(name: str) -> Any:
+    from flame_lab.sandbox.node.datasets import NodeData
+    from flame_lab.sandbox.node.synthetic import generate
+
+    return NodeData.from_site(generate(name))
+
+
+def _sandbox_nodes(home: Path) -> list[tuple[str, str]]:
+    try:
+        info = json.loads((home / "sandbox.json").read_text(encoding="utf-8"))
+        return [(str(n["name"]), str(n["type"])) for n in info.get("nodes", [])]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+
+
+def _node_policy(home: Path | None, name: str) -> DisclosurePolicy:
+    if home is not None:
+        for file_name in ("policy.toml", "policy.json"):
+            path = home / "nodes" / name / file_name
+            if path.is_file():
+                return load_policy(path).disclosure
+    return DisclosurePolicy()
+
+
+def mock_nodes(count: int | None = None, home: Path | str | None = None) -> list[MockNode]:
+    """Data nodes named (and ruled) like the sandbox's, plus one aggregator, with synthetic data.
+
+    ``count`` data nodes if given, else as many as the sandbox has (reading its files only).
+    """
+    from flame_lab.sandbox.hub.provision import node_names
+
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
+        raise StarError(
+            f"a local test needs at least one data node, not {count!r}",
+            hint="Use `--nodes 2` or more.",
+        )
+    folder = Path(home) if home is not None else config.sandbox_dir()
+    known = [name for name, kind in _sandbox_nodes(folder) if kind == "default"]
+    if count is None:
+        count = len(known) or 2
+    names = known[:count]
+    for seed in node_names(count + 1 + len(known)):
+        if len(names) >= count:
+            break
+        if seed.type == "default" and seed.name not in names:
+            names.append(seed.name)
+    nodes = [MockNode(n, "default", _node_policy(folder, n), _site_data(n)) for n in names]
+    nodes.append(MockNode(AGGREGATOR, "aggregator", _node_policy(folder, AGGREGATOR)))
+    return nodes
+
+
+# -- the run ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LogRecord:
+    """One log line of one mock node, at the hub's level names."""
+
+    node: str
+    level: str
+    message: str
+
+
+@dataclass
+class NodeOutcome:
+    """What one mock node let leave: each released message or result, and any refusal."""
+
+    name: str
+    role: str
+    records: int
+    released: list[Any] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    refused: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class LocalTestReport:
+    """Everything the local test learned; ``result`` is what the researcher would receive."""
+
+    nodes: list[NodeOutcome]
+    logs: list[LogRecord]
+    result: Any = None
+    has_result: bool = False
+    failure: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.has_result and self.failure is None
+
+    def to_text(self) -> str:
+        """A plain-text summary: per node what it would release, then the result."""
+        lines = []
+        for node in self.nodes:
+            head = f"{node.name} ({'aggregator' if node.role == 'aggregator' else 'data node'}"
+            head += f", {node.records} records)" if node.role != "aggregator" else ")"
+            lines.append(head)
+            if node.refused:
+                lines.append(f"  REFUSED: {node.refused}")
+            if node.error:
+                lines.append("  FAILED: " + node.error.replace("\n", "\n  "))
+            for value in node.released:
+                lines.append(f"  releases: {_short(value)}")
+            for note in node.notes:
+                lines.append(f"  note: {note}")
+        if self.failure:
+            lines.append(f"Local test failed: {self.failure}")
+        if self.has_result:
+            lines.append(f"Result: {_short(self.result, 2000)}")
+        return "\n".join(lines)
+
+
+def _short(value: Any, limit: int = 300) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class _Transport:
+    """A switchboard end that also records what its node sent (after the disclosure check)."""
+
+    def __init__(self, inner: Any, outcome: NodeOutcome) -> None:
+        self.inner = inner
+        self.outcome = outcome
+
+    def send(self, receiver_id: str, category: str, body: bytes) -> bool:
+        from flame_lab.sandbox.node.service import decode_body
+
+        if category != FINISHED_CATEGORY:
+            self.outcome.released.append(decode_body(body))
+        return self.inner.send(receiver_id, category, body)
+
+    def receive(self, timeout: float | None) -> Message | None:
+        return self.inner.receive(timeout)
+
+
+class ServiceRuntime:
+    """A flame.star Runtime answered in-process by a sandbox NodeService."""
+
+    def __init__(self, service: Any) -> None:
+        self.service = service
+
+    def get_id(self) -> str:
+        return self.service.facts.node_id
+
+    def get_role(self) -> Any:
+        return self.service.facts.role
+
+    def get_participant_ids(self) -> list[str]:
+        return list(self.service.facts.participant_ids)
+
+    def get_aggregator_id(self) -> str:
+        return self.service.facts.aggregator_id
+
+    def get_analysis_id(self) -> str:
+        return self.service.facts.analysis_id
+
+    def get_project_id(self) -> str:
+        return self.service.facts.project_id
+
+    def get_data_sources(self) -> list[str]:
+        return self.service.data_sources()
+
+    def get_fhir_data(self, queries: list[str]) -> Any:
+        return self.service.get_fhir_data(list(queries or []))
+
+    def get_s3_data(self, keys: list[str]) -> Any:
+        return self.service.get_s3_data(list(keys or []))
+
+    def flame_log(self, message: str, log_type: str) -> None:
+        self.service.log(message, log_type)
+
+    def set_progress(self, progress: int) -> None:
+        self.service.set_progress(progress)
+
+    def get_progress(self) -> int:
+        return self.service.get_progress()
+
+    def send_message(self, receivers: Any, category: str, body: Any) -> tuple[list[str], list]:
+        from flame_lab.sandbox.node.runtime_client import to_channel
+
+        acked, missed = self.service.send_message(list(receivers), category, to_channel(body))
+        return acked, missed
+
+    def receive_message(self, timeout: float | None) -> Message | None:
+        from flame_lab.sandbox.node.runtime_client import from_channel
+
+        got = self.service.receive_message(timeout)
+        if got is None:
+            return None
+        return Message(got["sender"], got["category"], from_channel(got["body"]), got["id"])
+
+    def submit_final_result(self, submission: FinalSubmission) -> dict[str, str]:
+        from flame_lab.sandbox.node.runtime_client import submission_to_channel
+
+        return self.service.submit_final_result(submission_to_channel(submission))
+
+    def random_generator(self) -> Any:
+        return None
+
+
+def run_local_test(
+    draft: Draft,
+    nodes: int | None = None,
+    *,
+    home: Path | str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> LocalTestReport:
+    """Run the draft on mock nodes; report what each node would release and the result."""
+    from flame_lab.sandbox.node.service import NodeFacts, NodeService, Switchboard
+    from flame_lab.star.compat import ensure_importable
+
+    draft.check()
+    ensure_importable()
+    entry = compile_source(draft.sources[draft.entrypoint])
+    mocks = mock_nodes(nodes, home)
+    ids = [m.name for m in mocks]
+    switchboard = Switchboard()
+    logs: list[LogRecord] = []
+    outcomes = {m.name: NodeOutcome(m.name, m.role, m.record_count) for m in mocks}
+    total_records = sum(m.record_count for m in mocks)
+    final: list[FinalSubmission] = []
+    log_lock = threading.Lock()
+
+    def make_service(mock: MockNode) -> Any:
+        def on_log(level: str, message: str) -> None:
+            with log_lock:
+                logs.append(LogRecord(mock.name, level, message))
+
+        def on_final(submission: FinalSubmission) -> dict[str, str]:
+            # The aggregator's own rules apply to what leaves it, counted over every record.
+            cleared = []
+            for released in submission.results:
+                release = check_release(
+                    released.value, record_count=total_records, policy=mock.policy
+                )
+                if release.suppressed:
+                    outcomes[mock.name].notes.append(release.describe())
+                cleared.append(released.__class__(release.value, released.output_type))
+            final.append(FinalSubmission(tuple(cleared), submission.multiple_results))
+            outcomes[mock.name].released.extend(r.value for r in cleared)
+            return {"status": "success"}
+
+        facts = NodeFacts(mock.name, mock.role, tuple(ids), AGGREGATOR, "local-test", "local")
+        return NodeService(
+            facts,
+            mock.data,
+            mock.policy,
+            _Transport(switchboard.transport(mock.name), outcomes[mock.name]),
+            on_log=on_log,
+            on_final=on_final if mock.role == "aggregator" else None,
+        )
+
+    services = {m.name: make_service(m) for m in mocks}
+    errors: dict[str, BaseException] = {}
+    done = threading.Event()
+    remaining = [len(mocks)]
+    lock = threading.Lock()
+
+    def node_main(name: str) -> None:
+        try:
+            with use_runtime(ServiceRuntime(services[name])):  # type: ignore[arg-type]
+                exec(entry, {"__name__": "__main__", "__file__": draft.entrypoint})  # noqa: S102 - the researcher's code
+        except BaseException as error:
+            with lock:
+                errors[name] = error
+            for service in services.values():
+                service.close()  # a failed node ends everyone's waits
+        finally:
+            with lock:
+                remaining[0] -= 1
+                if remaining[0] == 0:
+                    done.set()
+
+    with draft_modules(draft):
+        threads = [
+            threading.Thread(target=node_main, args=(n,), name=f"flame-localtest-{n}", daemon=True)
+            for n in ids
+        ]
+        for thread in threads:
+            thread.start()
+        finished = done.wait(timeout)
+        for service in services.values():
+            service.close()
+        for thread in threads:
+            thread.join(2.0)
+
+    report = LocalTestReport(list(outcomes.values()), logs)
+    for name, error in errors.items():
+        refusal = services[name].refusal
+        if refusal is not None or isinstance(error, PolicyRefused):
+            outcomes[name].refused = (refusal or error).message  # type: ignore[union-attr]
+        else:
+            outcomes[name].error = user_traceback(error, draft)
+    if final:
+        report.result = final[0].values
+        report.has_result = True
+    if not finished:
+        report.failure = (
+            f"the analysis did not finish within {timeout:.0f} s "
+            "(does a node wait for a message no node sends?)"
+        )
+    elif errors:
+        first = next(iter(errors))
+        report.failure = f"node {first} " + (
+            "refused to release" if outcomes[first].refused else "failed"
+        )
+    elif not final:
+        report.failure = "the analysis ended without a final result"
+    return report

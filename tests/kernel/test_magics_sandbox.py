@@ -1,0 +1,135 @@
+"""The magics against a started sandbox federation: submit, wait, decrypt; follow; decide."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from flame_lab import federation
+from flame_lab.errors import AnalysisFailed, NotFound
+from tests.kernel.conftest import (
+    HELPERS_CELL,
+    MANUAL_NODE,
+    MEAN_AGE_CELL,
+    PASSPHRASE,
+    magics_of,
+    run,
+)
+
+
+@pytest.fixture
+def fed_shell(shell, sandbox, monkeypatch):
+    """The shell, with this researcher's home and passphrase pointing at the sandbox."""
+    monkeypatch.setenv("FLAME_LAB_HOME", str(sandbox))
+    monkeypatch.setenv("FLAME_LAB_PASSPHRASE", PASSPHRASE)
+    assert run(shell, "%%flame file helpers.py\n" + HELPERS_CELL).error is None
+    assert run(shell, "%%flame\n" + MEAN_AGE_CELL).error is None
+    return shell
+
+
+def submit(shell, args: str) -> str:
+    ran = run(shell, f"%flame submit {args}")
+    assert ran.error is None, ran.stdout
+    return shell.user_ns["_flame"].id
+
+
+def test_submit_wait_and_result_give_what_the_local_test_predicted(fed_shell):
+    local = run(fed_shell, "%flame test --nodes 1")
+    assert local.error is None, local.stdout
+    expected = fed_shell.user_ns["_flame_test"].result
+
+    ran = run(fed_shell, "%flame submit --nodes uk-aachen,aggregator --name 'mean age' --wait")
+    assert ran.error is None, ran.stdout
+    analysis = fed_shell.user_ns["_flame"]
+    states = re.findall(rf"\] {analysis.id} (\w+) ", ran.stdout)
+    assert states[-1] == "executed" and states[0] in ("pending", "approved", "running")
+    assert f"mean age ({analysis.id}) on sandbox: EXECUTED 100%" in ran.stdout
+    submitted = [o.metadata["flame_lab"]["submission"] for o in ran.outputs if o.metadata]
+    assert submitted[0]["analysisId"] == analysis.id
+    assert submitted[0]["bundleHash"] == analysis.record.bundle_hash
+    assert submitted[0]["nodes"] == ["aggregator", "uk-aachen"]
+    assert submitted[0]["hubUrl"] == analysis.federation.hub_url
+
+    opened = run(fed_shell, f"%flame result {analysis.id}")
+    assert opened.error is None, opened.stdout
+    assert opened.result.result == pytest.approx(expected)
+    var = "result_" + analysis.id[:8].replace("-", "_")
+    assert fed_shell.user_ns[var] == opened.result.result
+    record = fed_shell.user_ns["_flame"].federation.store.load(analysis.id)
+    provenance = [o.metadata["flame_lab"]["result"] for o in opened.outputs if o.metadata]
+    assert provenance[0]["resultHashes"] == record.result_hashes and record.result_hashes
+    assert PASSPHRASE not in ran.stdout + opened.stdout
+
+
+def test_nodes_status_logs_and_watch_follow_a_finished_analysis(fed_shell):
+    analysis_id = submit(fed_shell, "--nodes uk-aachen,aggregator --wait")
+    nodes = run(fed_shell, "%flame nodes").stdout
+    assert re.search(r"uk-aachen\s+default", nodes) and re.search(r"aggregator\s+aggregator", nodes)
+    table = run(fed_shell, "%flame status").stdout
+    assert re.search(rf"{analysis_id}\s+analysis .*executed", table)
+    one = run(fed_shell, f"%flame status {analysis_id}").stdout
+    assert "EXECUTED 100%" in one and "uk-aachen" in one
+    logs = run(fed_shell, f"%flame logs {analysis_id} --node uk-aachen --level info").stdout
+    assert "[uk-aachen] info:" in logs and "[aggregator]" not in logs and " debug:" not in logs
+    watched = run(fed_shell, f"%flame watch {analysis_id}").stdout
+    assert "EXECUTED 100%" in watched and f"result ready: %flame result {analysis_id}" in watched
+
+
+def test_after_a_kernel_restart_watch_shows_what_happened_meanwhile(fed_shell, shell):
+    analysis_id = submit(fed_shell, "--nodes uk-aachen,aggregator")
+    # A "restart": a new magics instance, nothing cached in this process, the run goes on.
+    federation._identities.clear()
+    run(shell, "%reload_ext flame_lab.kernel.magics")
+    assert magics_of(shell).session.federation is None
+    ran = run(shell, f"%flame watch {analysis_id} --wait")
+    assert ran.error is None, ran.stdout
+    assert "EXECUTED 100%" in ran.stdout
+    assert "aggregator: sealed 1 result file(s)" in run(shell, f"%flame logs {analysis_id}").stdout
+
+
+def test_approve_as_the_sandbox_nodes_admin_lets_the_analysis_run(fed_shell):
+    analysis_id = submit(fed_shell, f"--nodes {MANUAL_NODE},aggregator")
+    assert "PENDING" in run(fed_shell, f"%flame status {analysis_id}").stdout
+    ran = run(fed_shell, f"%flame approve {analysis_id} --node {MANUAL_NODE}")
+    assert ran.stdout == f"{MANUAL_NODE} approved analysis {analysis_id}.\n"
+    assert run(fed_shell, f"%flame watch {analysis_id} --wait").error is None
+
+
+def test_reject_shows_the_admins_reason_at_the_node_and_fails_the_wait(fed_shell):
+    analysis_id = submit(fed_shell, f"--nodes {MANUAL_NODE},aggregator")
+    reason = "not <b>today</b>"
+    decided = run(
+        fed_shell, f"%flame reject {analysis_id} --node {MANUAL_NODE} --reason '{reason}'"
+    )
+    assert decided.error is None, decided.stdout
+    ran = run(fed_shell, f"%flame watch {analysis_id} --wait")
+    assert isinstance(ran.error, AnalysisFailed)
+    assert "REJECTED" in ran.stdout and f"FAILED: {reason}" in ran.stdout
+    assert f"AnalysisFailed: analysis {analysis_id} rejected at {MANUAL_NODE}" in ran.stdout
+    again = run(fed_shell, f"%flame approve {analysis_id} --node {MANUAL_NODE}")
+    assert f"{MANUAL_NODE} already rejected" in again.stdout and "Hint:" in again.stdout
+
+
+def test_cancel_stops_an_analysis_that_waits_for_approval(fed_shell):
+    analysis_id = submit(fed_shell, f"--nodes {MANUAL_NODE},aggregator")
+    assert run(fed_shell, f"%flame cancel {analysis_id}").stdout == (
+        f"Cancelled analysis {analysis_id}.\n"
+    )
+    assert "CANCELLED" in run(fed_shell, f"%flame status {analysis_id}").stdout
+
+
+def test_unknown_ids_and_nodes_are_short_errors_with_hints(fed_shell):
+    ran = run(fed_shell, "%flame result no-such-analysis")
+    assert isinstance(ran.error, NotFound)
+    assert "NotFound: no submission record for analysis no-such-analysis" in ran.stdout
+    assert "Hint: Only analyses submitted from this account" in ran.stdout
+    bad = run(fed_shell, "%flame submit --nodes atlantis")
+    assert "Traceback" not in bad.stdout and "Hint:" in bad.stdout
+    assert "Traceback" not in ran.stdout
+
+
+def test_connect_names_the_federation_and_its_nodes(fed_shell):
+    ran = run(fed_shell, "%flame connect sandbox")
+    pattern = r"Connected to federation 'sandbox' at http://127\.0\.0\.1:\d+/core: 4 node\(s\)\."
+    assert re.match(pattern, ran.stdout)

@@ -1,0 +1,182 @@
+"""The local dry run: the draft on mock nodes with synthetic data and the nodes' own rules."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from flame_lab import localtest
+from flame_lab.draft import Draft
+from flame_lab.errors import DraftError, StarError
+from flame_lab.privacy import DisclosurePolicy, NodePolicy, dump_policy
+from tests.kernel.conftest import HELPERS_CELL, MEAN_AGE_CELL
+
+
+def draft_of(entry: str = MEAN_AGE_CELL, helpers: str | None = HELPERS_CELL) -> Draft:
+    draft = Draft()
+    if helpers is not None:
+        draft.add_cell("%%flame file helpers.py", helpers)
+    draft.add_cell("%%flame", entry)
+    return draft
+
+
+def test_a_federated_mean_runs_on_mock_nodes_and_equals_the_pooled_mean():
+    report = localtest.run_local_test(draft_of(), nodes=2)
+    assert report.ok, report.to_text()
+    data_nodes = [n for n in report.nodes if n.role == "default"]
+    assert [n.name for n in data_nodes] == ["uk-aachen", "uk-koeln"]
+    pooled_sum = sum(n.released[0]["sum"] for n in data_nodes)
+    pooled_n = sum(n.released[0]["n"] for n in data_nodes)
+    assert report.result == pytest.approx(pooled_sum / pooled_n, abs=1e-6)
+    assert [n.records for n in data_nodes] == [d.released[0]["n"] for d in data_nodes]
+
+
+def test_the_number_of_mock_nodes_follows_the_option():
+    report = localtest.run_local_test(draft_of(), nodes=3)
+    assert [n.name for n in report.nodes] == ["uk-aachen", "uk-koeln", "uk-bonn", "aggregator"]
+
+
+def test_mock_nodes_take_the_names_and_rules_of_an_initialised_sandbox(tmp_path):
+    home = tmp_path / "sandbox"
+    (home / "nodes" / "uk-koeln").mkdir(parents=True)
+    (home / "sandbox.json").write_text(
+        '{"nodes": [{"name": "uk-koeln", "type": "default"},'
+        ' {"name": "aggregator", "type": "aggregator"}]}'
+    )
+    strict = NodePolicy(disclosure=DisclosurePolicy(min_records=100_000))
+    dump_policy(strict, home / "nodes" / "uk-koeln" / "policy.toml")
+    nodes = localtest.mock_nodes(home=home)
+    assert [(n.name, n.role) for n in nodes] == [
+        ("uk-koeln", "default"),
+        ("aggregator", "aggregator"),
+    ]
+    assert nodes[0].policy.min_records == 100_000
+
+
+def test_a_node_refusing_row_level_data_is_reported_and_nothing_is_released():
+    leaky = MEAN_AGE_CELL.replace('return {"sum": sum(ages), "n": len(ages)}', "return ages")
+    report = localtest.run_local_test(draft_of(leaky), nodes=2)
+    assert not report.ok
+    refused = [n for n in report.nodes if n.refused]
+    assert refused and all(n.released == [] for n in refused)
+    assert "row-level" in refused[0].refused or "records" in refused[0].refused
+    assert "REFUSED" in report.to_text()
+
+
+def test_small_counts_are_suppressed_as_the_node_would_suppress_them():
+    counting = MEAN_AGE_CELL.replace(
+        'return {"sum": sum(ages), "n": len(ages)}',
+        'return {"sum": sum(ages), "n": len(ages), "rare": 2}',
+    )
+    report = localtest.run_local_test(draft_of(counting), nodes=2)
+    released = report.nodes[0].released[0]
+    assert released["rare"] is None and released["n"] > 5
+
+
+def test_an_error_in_the_analysis_is_shown_with_the_cells_own_line_numbers():
+    broken = MEAN_AGE_CELL.replace("ages = [float", "ages = [undefined_name + float")
+    report = localtest.run_local_test(draft_of(broken), nodes=2)
+    failed = next(n for n in report.nodes if n.error)
+    line = (
+        1
+        + broken.splitlines().index(
+            next(ln for ln in broken.splitlines() if "undefined_name" in ln)
+        )
+        + 1
+    )
+    assert f"analysis.py, line {line}, in analysis_method" in failed.error
+    assert "NameError: name 'undefined_name' is not defined" in failed.error
+    assert "flame_lab" not in failed.error
+    assert report.failure.startswith("node ")
+
+
+def test_a_draft_that_waits_forever_ends_at_the_timeout_with_a_clear_failure():
+    stuck = MEAN_AGE_CELL.replace(
+        "    def analysis_method(self, data, aggregator_results):\n",
+        "    def analysis_method(self, data, aggregator_results):\n"
+        "        self.flame.await_messages(['nobody'], message_category='never')\n",
+    )
+    report = localtest.run_local_test(draft_of(stuck), nodes=1, timeout=1.0)
+    assert not report.ok
+
+
+def test_a_draft_without_an_entrypoint_is_refused_before_anything_runs():
+    with pytest.raises(DraftError, match="no entrypoint"):
+        localtest.run_local_test(Draft())
+
+
+def test_fewer_than_one_mock_node_is_a_usage_error():
+    with pytest.raises(StarError, match="at least one data node"):
+        localtest.mock_nodes(0)
+
+
+def test_defining_a_cell_stops_at_star_model_and_keeps_its_classes():
+    namespace: dict = {}
+    draft = draft_of()
+    with localtest.draft_modules(draft):
+        reached = localtest.define(draft.sources["analysis.py"], namespace)
+    assert reached
+    assert {"AgeSum", "MeanAge"} <= set(namespace)
+
+
+def test_draft_modules_are_importable_only_inside_the_block_and_always_fresh():
+    draft = draft_of()
+    with localtest.draft_modules(draft):
+        import helpers  # served from the draft
+
+        assert helpers.pooled_mean([{"sum": 4, "n": 2}]) == 2
+    assert "helpers" not in sys.modules
+    draft.add_cell("%%flame file helpers.py", "def pooled_mean(parts):\n    return -1\n")
+    with localtest.draft_modules(draft):
+        import helpers  # a fresh import: the newest cell
+
+        assert helpers.pooled_mean([]) == -1
+
+
+def test_a_syntax_error_names_the_cell_line_counting_the_magic_line():
+    draft = Draft()
+    draft.add_cell("%%flame", "x = 1\ny = (\n")
+    with pytest.raises(DraftError, match=r"line 3: '\(' was never closed"):
+        localtest.compile_source(draft.sources["analysis.py"])
+
+
+FHIR_COUNT_CELL = """\
+from flame.star import StarAggregator, StarAnalyzer, StarModel
+
+
+class CountPatients(StarAnalyzer):
+    def __init__(self, flame):
+        super().__init__(flame)
+
+    def analysis_method(self, data, aggregator_results):
+        return data[0]["Patient?_summary=count"]["total"]
+
+
+class Total(StarAggregator):
+    def __init__(self, flame):
+        super().__init__(flame)
+
+    def aggregation_method(self, analysis_results):
+        return sum(analysis_results)
+
+    def has_converged(self, result, last_result):
+        return True
+
+
+StarModel(
+    analyzer=CountPatients,
+    aggregator=Total,
+    data_type="fhir",
+    query=["Patient?_summary=count"],
+    output_type="pickle",
+)
+"""
+
+
+def test_fhir_analyses_get_search_bundles_from_each_mock_nodes_fhir_store():
+    report = localtest.run_local_test(draft_of(FHIR_COUNT_CELL, helpers=None), nodes=2)
+    assert report.ok, report.to_text()
+    data_nodes = [n for n in report.nodes if n.role == "default"]
+    assert [n.released for n in data_nodes] == [[n.records] for n in data_nodes]
+    assert report.result == sum(n.records for n in data_nodes)
