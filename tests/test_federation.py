@@ -408,3 +408,12 @@ def test_analyses_survive_a_sandbox_restart_on_another_port(fed, flame_home):
     assert reattached.status().overall == "executed"
     assert reattached.result() == first
     assert reattached.record.hub_url == old_url  # provenance keeps where it was sent
+
+
+def test_a_bug_in_the_analysis_fails_it_with_the_analysts_own_traceback(fed):
+    run = fed.submit(_draft("broken.py"))
+    with pytest.raises(AnalysisFailed, match="KeyError: 'missing column'"):
+        run.wait(timeout=WAIT)
+    errors = "\n".join(ln.message for ln in run.logs(level="error"))
+    assert 'broken.py", line 12, in analysis_method' in errors
+    assert "flame_lab/" not in errors  # flame_lab's own frames are not the analyst's concern
