@@ -29,6 +29,20 @@ def _up(args: argparse.Namespace) -> int:
     return 0
 
 
+def _user_add(args: argparse.Namespace) -> int:
+    password = daemon.add_user(args.home, args.name)
+    print(f"researcher {args.name} added; password (shown once): {password}")
+    return 0
+
+
+def _oauth_client_add(args: argparse.Namespace) -> int:
+    client = daemon.add_oauth_client(args.home, args.name, args.redirect_uri)
+    print(f"client id:     {client.client_id}")
+    print(f"client secret: {client.client_secret}  (shown once)")
+    print(f"redirect URI:  {client.redirect_uri}")
+    return 0
+
+
 def _decide(args: argparse.Namespace) -> int:
     from flame_lab.sandbox.admin import decide
 
@@ -109,6 +123,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         dc.add_argument("--reason", default=None, help="comment shown to the researcher")
         home_option(dc)
         dc.set_defaults(func=_decide)
+
+    user = verbs.add_parser("user", help="researcher accounts of the sandbox")
+    user_verbs = user.add_subparsers(dest="user_verb", metavar="VERB", required=True)
+    ua = user_verbs.add_parser("add", help="add a researcher account (prints its password)")
+    ua.add_argument("name")
+    home_option(ua)
+    ua.set_defaults(func=_user_add)
+
+    oc = verbs.add_parser("oauth-client", help="web applications that log researchers in")
+    oc_verbs = oc.add_subparsers(dest="oauth_verb", metavar="VERB", required=True)
+    oa = oc_verbs.add_parser("add", help="register e.g. a JupyterHub (prints id and secret)")
+    oa.add_argument("name")
+    oa.add_argument("--redirect-uri", required=True, help="e.g. https://hub/hub/oauth_callback")
+    home_option(oa)
+    oa.set_defaults(func=_oauth_client_add)
 
     rs = verbs.add_parser("reset", help="stop and delete all sandbox data")
     rs.add_argument("--yes", action="store_true", help="do not ask")

@@ -443,3 +443,33 @@ def foreground(
         for name in (PID_FILE, STATE_FILE):
             with contextlib.suppress(FileNotFoundError):
                 (home / name).unlink()
+
+
+# -- accounts ---------------------------------------------------------------------------------
+def _accounts(home: Path | str | None, action: Callable[[Store], Any]) -> Any:
+    from flame_lab.sandbox.hub.wire import ApiError
+
+    home = home_dir(home)
+    if not is_initialised(home):
+        raise SandboxError(f"no sandbox in {home}", hint="Create one: `flame-lab sandbox up`.")
+    store = Store(home)
+    try:
+        return action(store)
+    except ApiError as exc:
+        raise SandboxError(exc.message) from None
+    finally:
+        store.close()
+
+
+def add_user(home: Path | str | None, name: str, password: str | None = None) -> str:
+    """Another researcher account of this sandbox (e.g. for a JupyterHub); returns its password."""
+    from flame_lab.sandbox.hub.auth import add_researcher
+
+    return _accounts(home, lambda store: add_researcher(store, name, password))
+
+
+def add_oauth_client(home: Path | str | None, name: str, redirect_uri: str) -> Any:
+    """A web application (e.g. JupyterHub) that logs researchers in by the authorization code."""
+    from flame_lab.sandbox.hub.auth import add_oauth_client as add
+
+    return _accounts(home, lambda store: add(store, name, redirect_uri))

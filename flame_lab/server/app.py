@@ -53,6 +53,11 @@ class FlameLab(ExtensionApp):
         "FLAME_LAB_HUB_TOKEN",
         help="Environment variable holding the hub access token (never put the token in config).",
     ).tag(config=True)
+    jupyterhub_auth_state = Bool(
+        True,
+        help="Under JupyterHub, fetch the user's FLAME access token from the hub API "
+        "(auth_state, see deploy/jupyterhub) on each connect, before trying token_env.",
+    ).tag(config=True)
     export_environment = Bool(
         True,
         help="Also set FLAME_LAB_PROFILE / _CORE_URL / _AUTH_URL / _STORAGE_URL / _SANDBOX_DIR "
@@ -69,6 +74,7 @@ class FlameLab(ExtensionApp):
             sandbox_autostart=self.sandbox_autostart,
             sandbox_home=self.sandbox_home,
             token_env=self.token_env,
+            jupyterhub_auth_state=self.jupyterhub_auth_state,
         )
 
     def initialize_settings(self) -> None:

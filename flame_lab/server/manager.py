@@ -46,7 +46,7 @@ from flame_lab.security.keys import (
     load_identity,
     read_public,
 )
-from flame_lab.server import wire
+from flame_lab.server import hubtoken, wire
 
 T = TypeVar("T")
 
@@ -90,6 +90,7 @@ class ServerSettings:
     sandbox_autostart: bool = True
     sandbox_home: str = ""
     token_env: str = "FLAME_LAB_HUB_TOKEN"  # noqa: S105 (the name of a variable)
+    jupyterhub_auth_state: bool = True  # under JupyterHub, take the token from auth_state
 
     def check(self) -> None:
         """Refuse a half-configured hub at start-up rather than on the first request."""
@@ -209,7 +210,7 @@ class FederationManager:
         if profile.is_sandbox:
             start = self.settings.sandbox_autostart and not self._stopped_by_user
             return connect(config.SANDBOX, sandbox_home=self.sandbox_home, start=start)
-        token = os.environ.get(self.settings.token_env) or profile.extra.get("token")
+        token = self._hub_token() or profile.extra.get("token")
         user = profile.extra.get("user")
         if not token and user:
             raise HubAuthError(
@@ -224,6 +225,14 @@ class FederationManager:
             token=token,
             project=self.settings.project or profile.extra.get("project"),
         )
+
+    def _hub_token(self) -> str | None:
+        """Each connect asks JupyterHub afresh (it refreshes tokens), else the environment."""
+        if self.settings.jupyterhub_auth_state:
+            token = hubtoken.hub_token()
+            if token:
+                return token
+        return os.environ.get(self.settings.token_env) or None
 
     def _with_federation(self, work: Callable[[Federation], T], *, retry: bool = True) -> T:
         """Run ``work``; a lost hub (restarted sandbox, expired login) gets one reconnect."""

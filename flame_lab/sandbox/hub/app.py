@@ -21,7 +21,6 @@ from tornado.netutil import bind_sockets
 from tornado.web import Application
 
 from flame_lab.sandbox.hub.auth import Auth, Principal
-from flame_lab.sandbox.hub.handlers.auth import TokenHandler
 from flame_lab.sandbox.hub.handlers.base import (
     CollectionHandler,
     ItemHandler,
@@ -29,6 +28,12 @@ from flame_lab.sandbox.hub.handlers.base import (
     RootHandler,
 )
 from flame_lab.sandbox.hub.handlers.core import AnalysisCommandHandler, LogCollectionHandler
+from flame_lab.sandbox.hub.handlers.oauth import (
+    AuthorizeHandler,
+    DiscoveryHandler,
+    MeHandler,
+    TokenHandler,
+)
 from flame_lab.sandbox.hub.handlers.storage import (
     BucketStreamHandler,
     FileStreamHandler,
@@ -134,6 +139,9 @@ def routes(hub: Hub) -> list[tuple[str, type, dict[str, Any]]]:
     table: list[tuple[str, type, dict[str, Any]]] = [
         (r"/(?:core|storage|auth)?/?", RootHandler, {}),
         (r"/auth/token", TokenHandler, {}),
+        (r"/auth/authorize", AuthorizeHandler, {}),
+        (r"/auth/users/@me", MeHandler, {}),
+        (r"/auth/\.well-known/openid-configuration", DiscoveryHandler, {}),
         (rf"/core/analyses/{_ID}/command", AnalysisCommandHandler, {}),
         (rf"/storage/buckets/{_ID}/upload", UploadHandler, {}),
         (rf"/storage/buckets/{_ID}/stream", BucketStreamHandler, {}),

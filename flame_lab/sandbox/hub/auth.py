@@ -1,8 +1,10 @@
-"""Who is calling: OAuth2 token grants (password, refresh_token, client_credentials) and
-bearer-token checks. Tokens are opaque random strings; only their SHA-256 is stored."""
+"""Who is calling: OAuth2 token grants (password, refresh_token, client_credentials,
+authorization_code) and bearer-token checks. Tokens are opaque random strings; only their
+SHA-256 is stored. Authorization codes and pending logins live in memory for minutes only."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -10,12 +12,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from flame_lab.sandbox.hub.store import Store
 from flame_lab.sandbox.hub.wire import ApiError, now_iso
 
 ACCESS_TTL = 3600
 REFRESH_TTL = 30 * 24 * 3600
+CODE_TTL = 60  # an authorization code is exchanged at once by the client's callback
+LOGIN_TTL = 600  # a login form stays valid this long
+OAUTH_GRANTS = "authorization_code refresh_token"
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 _TOKEN_FIELDS = {
     "grant_type",
@@ -42,6 +48,43 @@ class Principal:
     @property
     def is_user(self) -> bool:
         return self.kind == "user"
+
+
+@dataclass(frozen=True, repr=False)
+class AuthorizationRequest:
+    """What a client asked ``GET /auth/authorize`` for, kept server-side while the user logs in."""
+
+    client_id: str
+    client_name: str
+    redirect_uri: str
+    state: str
+    scope: str
+    code_challenge: str | None
+    expires_at: float
+
+    def __repr__(self) -> str:
+        return f"AuthorizationRequest(client={self.client_name!r})"
+
+
+@dataclass(frozen=True, repr=False)
+class _Code:
+    client_id: str
+    redirect_uri: str
+    user_id: str
+    code_challenge: str | None
+    expires_at: float
+
+
+@dataclass(frozen=True, repr=False)
+class OAuthClient:
+    """A web application allowed to log researchers in (e.g. a JupyterHub); secret shown once."""
+
+    client_id: str
+    client_secret: str
+    redirect_uri: str
+
+    def __repr__(self) -> str:
+        return f"OAuthClient(client_id={self.client_id!r}, redirect_uri={self.redirect_uri!r})"
 
 
 def hash_password(password: str) -> str:
@@ -81,10 +124,14 @@ class Auth:
         self.clock = clock
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
+        self._logins: dict[str, AuthorizationRequest] = {}  # nonce hash -> pending login
+        self._codes: dict[str, _Code] = {}  # code hash -> what it may be exchanged for
 
     # -- grants ------------------------------------------------------------------------------
     def grant(self, body: dict[str, Any]) -> dict[str, Any]:
         """Answer ``POST /auth/token`` with an OAuth2 token response."""
+        if body.get("grant_type") == "authorization_code":
+            return self._exchange_code(body)
         for name in body:
             if name not in _TOKEN_FIELDS:
                 raise ApiError(
@@ -102,7 +149,7 @@ class Auth:
             return self._issue("client", subject, with_refresh=False)
         raise ApiError(
             400,
-            "grant_type must be password, refresh_token or client_credentials",
+            "grant_type must be password, refresh_token, client_credentials or authorization_code",
             code="unsupported_grant_type",
         )
 
@@ -120,8 +167,12 @@ class Auth:
     def _client_by_secret(self, client_id: Any, secret: Any) -> str:
         if not isinstance(client_id, str) or not isinstance(secret, str):
             raise ApiError(400, "client_id and client_secret are required", code="invalid_request")
+        self._check_client(client_id, secret, "client_credentials")
+        return client_id
+
+    def _check_client(self, client_id: str, secret: str, grant: str) -> None:
         rows = self.store.execute(
-            'SELECT "secretHash", "active" FROM clients WHERE "id" = ?', (client_id,)
+            'SELECT "secretHash", "active", "grantTypes" FROM clients WHERE "id" = ?', (client_id,)
         )
         if (
             not rows
@@ -129,7 +180,10 @@ class Auth:
             or not hmac.compare_digest(rows[0]["secretHash"] or "", hash_secret(secret))
         ):
             raise ApiError(401, "the client id or secret is wrong", code="invalid_client")
-        return client_id
+        if grant not in (rows[0]["grantTypes"] or "").split():
+            raise ApiError(
+                400, f"this client may not use the {grant} grant", code="unauthorized_client"
+            )
 
     def _consume_refresh(self, token: Any) -> tuple[str, str]:
         if not isinstance(token, str):
@@ -167,6 +221,89 @@ class Auth:
                 )
         return answer
 
+    # -- authorization-code flow (what JupyterHub's GenericOAuthenticator drives) ------------
+    def begin_authorization(self, args: dict[str, str]) -> tuple[str, AuthorizationRequest]:
+        """Check ``GET /auth/authorize``'s query; remember it under a fresh login nonce."""
+        if args.get("response_type") != "code":
+            raise ApiError(400, "response_type must be code", code="unsupported_response_type")
+        client_id, redirect_uri = args.get("client_id", ""), args.get("redirect_uri", "")
+        rows = self.store.execute(
+            'SELECT "name", "redirectUri", "active", "grantTypes" FROM clients WHERE "id" = ?',
+            (client_id,),
+        )
+        if not rows or not rows[0]["active"]:
+            raise ApiError(400, "unknown client_id", code="invalid_client")
+        if "authorization_code" not in (rows[0]["grantTypes"] or "").split():
+            raise ApiError(400, "this client may not log users in", code="unauthorized_client")
+        if not redirect_uri or redirect_uri not in (rows[0]["redirectUri"] or "").split():
+            raise ApiError(400, "redirect_uri is not registered for this client")
+        method = args.get("code_challenge_method", "S256" if args.get("code_challenge") else "")
+        if method not in ("", "S256"):
+            raise ApiError(400, "code_challenge_method must be S256", code="invalid_request")
+        request = AuthorizationRequest(
+            client_id,
+            rows[0]["name"],
+            redirect_uri,
+            args.get("state", ""),
+            args.get("scope", ""),
+            args.get("code_challenge") or None,
+            self.clock() + LOGIN_TTL,
+        )
+        self._sweep()
+        nonce = secrets.token_urlsafe(24)
+        self._logins[_token_hash(nonce)] = request
+        return nonce, request
+
+    def pending(self, nonce: str) -> AuthorizationRequest:
+        """The authorization request a login form's nonce stands for, or a 400."""
+        request = self._logins.get(_token_hash(nonce or ""))
+        if request is None or request.expires_at <= self.clock():
+            raise ApiError(
+                400, "this login form has expired; start the login again", code="invalid_request"
+            )
+        return request
+
+    def complete_authorization(self, nonce: str, username: Any, password: Any) -> str:
+        """Log the user in for the pending request; the redirect URL carrying a one-time code."""
+        request = self.pending(nonce)
+        user_id = self._user_by_password(username, password)
+        del self._logins[_token_hash(nonce)]
+        code = secrets.token_urlsafe(32)
+        self._codes[_token_hash(code)] = _Code(
+            request.client_id,
+            request.redirect_uri,
+            user_id,
+            request.code_challenge,
+            self.clock() + CODE_TTL,
+        )
+        query = {"code": code, **({"state": request.state} if request.state else {})}
+        separator = "&" if "?" in request.redirect_uri else "?"
+        return request.redirect_uri + separator + urlencode(query)
+
+    def _exchange_code(self, body: dict[str, Any]) -> dict[str, Any]:
+        client_id, secret = body.get("client_id"), body.get("client_secret")
+        if not isinstance(client_id, str) or not isinstance(secret, str):
+            raise ApiError(401, "client authentication is required", code="invalid_client")
+        self._check_client(client_id, secret, "authorization_code")
+        code = self._codes.pop(_token_hash(str(body.get("code", ""))), None)
+        if code is None or code.expires_at <= self.clock() or code.client_id != client_id:
+            raise ApiError(400, "the authorization code is invalid or used", code="invalid_grant")
+        if body.get("redirect_uri") != code.redirect_uri:
+            raise ApiError(400, "redirect_uri differs from the authorize request", "invalid_grant")
+        if code.code_challenge is not None:
+            verifier = str(body.get("code_verifier", ""))
+            digest = hashlib.sha256(verifier.encode()).digest()
+            expected = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+            if not verifier or not hmac.compare_digest(expected, code.code_challenge):
+                raise ApiError(400, "the PKCE code_verifier does not match", "invalid_grant")
+        return self._issue("user", code.user_id, with_refresh=True)
+
+    def _sweep(self) -> None:
+        now = self.clock()
+        for table in (self._logins, self._codes):
+            for key in [k for k, v in table.items() if v.expires_at <= now]:
+                del table[key]
+
     # -- checks ------------------------------------------------------------------------------
     def authenticate(self, header: str | None) -> Principal:
         """The principal behind an ``Authorization: Bearer`` header, or a 401."""
@@ -189,3 +326,55 @@ class Auth:
         return Principal(
             "client", subject, client["realmId"], client["name"], nodes[0]["id"] if nodes else None
         )
+
+
+# -- accounts (called by provisioning and tests, on a Store the hub may be serving) ---------
+def _realm_id(store: Store) -> str:
+    realms = store.select("realms")
+    if not realms:
+        raise ApiError(409, "the sandbox is not provisioned yet", code="conflict")
+    return realms[0]["id"]
+
+
+def add_researcher(store: Store, name: str, password: str | None = None) -> str:
+    """Create a researcher account that may log in; returns its password (generated if None)."""
+    if not name or store.select("users", name=name):
+        raise ApiError(409, f"a user named {name!r} exists already", code="conflict")
+    password = password or secrets.token_urlsafe(18)
+    with store.transaction():
+        store.insert(
+            "users",
+            {
+                "name": name,
+                "displayName": name,
+                "active": True,
+                "nameLocked": True,
+                "realmId": _realm_id(store),
+                "passwordHash": hash_password(password),
+            },
+        )
+    return password
+
+
+def add_oauth_client(store: Store, name: str, redirect_uri: str) -> OAuthClient:
+    """Register a web application for the authorization-code flow (space-separated URIs)."""
+    secret = secrets.token_urlsafe(32)
+    with store.transaction():
+        client = store.insert(
+            "clients",
+            {
+                "name": name,
+                "builtIn": False,
+                "displayName": name,
+                "redirectUri": redirect_uri,
+                "active": True,
+                "secretHashed": True,
+                "grantTypes": OAUTH_GRANTS,
+                "secretEncrypted": False,
+                "authMethod": "secret",
+                "tokenBindingMethod": "none",
+                "realmId": _realm_id(store),
+                "secretHash": hash_secret(secret),
+            },
+        )
+    return OAuthClient(client["id"], secret, redirect_uri)
