@@ -1,0 +1,113 @@
+/** Shapes of the flame_lab server's REST answers (`/flame-lab/api/`), as the contract fixes them. */
+
+export type FederationKind = 'sandbox' | 'hub';
+
+export interface ErrorInfo {
+  message: string;
+  hint: string | null;
+}
+
+export interface VersionInfo {
+  version: string;
+  api: number;
+}
+
+export interface Status {
+  federation: { name: string; kind: FederationKind; coreUrl: string };
+  reachable: boolean;
+  error: ErrorInfo | null;
+  keyId: string | null;
+  keyFile: string;
+  keyHint: string | null;
+  versions: { flameLab: string; flameHubClient: string };
+}
+
+export interface NodeInfo {
+  id: string;
+  name: string;
+  type: 'default' | 'aggregator';
+  online: boolean;
+}
+
+export type OverallStatus =
+  | 'pending'
+  | 'approved'
+  | 'running'
+  | 'executed'
+  | 'failed'
+  | 'cancelled'
+  | 'rejected';
+
+export type ExecutionStatus =
+  | 'starting'
+  | 'started'
+  | 'executing'
+  | 'executed'
+  | 'failed'
+  | 'stopped';
+
+export interface AnalysisNode {
+  nodeId: string;
+  nodeName: string;
+  type: 'default' | 'aggregator';
+  approval: 'approved' | 'rejected' | null;
+  execution: ExecutionStatus | null;
+  progress: number;
+  comment: string | null;
+}
+
+export interface AnalysisSummary {
+  id: string;
+  name: string;
+  createdAt: string;
+  status: OverallStatus;
+  progress: number;
+  nodes: AnalysisNode[];
+}
+
+export interface AnalysisDetail extends AnalysisSummary {
+  bundleHash: string;
+  hubUrl: string;
+  failure: { nodeName: string; reason: string } | null;
+  resultAvailable: boolean;
+}
+
+export const LOG_LEVELS = [
+  'emerg',
+  'alert',
+  'crit',
+  'error',
+  'warn',
+  'notice',
+  'info',
+  'debug'
+] as const;
+
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface LogEntry {
+  time: string;
+  nodeName: string;
+  level: LogLevel;
+  message: string;
+}
+
+export interface Provenance {
+  analysisId: string;
+  hubUrl: string;
+  bundleHash: string;
+  submittedAt: string;
+  nodes: string[];
+}
+
+export interface SubmitRequest {
+  notebook: unknown;
+  nodes?: string[];
+  name?: string;
+  passphrase?: string;
+}
+
+export interface SubmitResponse {
+  analysis: AnalysisSummary;
+  provenance: Provenance;
+}

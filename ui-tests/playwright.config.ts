@@ -1,0 +1,37 @@
+/** Playwright runs against a JupyterLab that run.sh started, in Debian's Chromium (no browser download). */
+
+import { defineConfig } from '@playwright/test';
+
+const chromium = process.env.CHROMIUM ?? '/usr/bin/chromium';
+
+export default defineConfig({
+  testDir: 'tests',
+  outputDir: 'artifacts/test-results',
+  workers: 1,
+  forbidOnly: true,
+  retries: 0,
+  reporter: [['list']],
+  use: {
+    browserName: 'chromium',
+    viewport: { width: 1400, height: 900 },
+    launchOptions: {
+      executablePath: chromium,
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run'
+      ]
+    },
+    trace: 'off',
+    screenshot: 'only-on-failure'
+  },
+  projects: [
+    // JupyterLab without the flame_lab server extension: the panel must say so.
+    { name: 'no-api', testMatch: /panel\.spec\.ts/, timeout: 240_000 },
+    // JupyterLab with the server extension and the sandbox: the full submission.
+    { name: 'sandbox', testMatch: /submit\.spec\.ts/, timeout: 420_000 }
+  ]
+});
