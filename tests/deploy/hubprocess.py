@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 import signal
 import socket
 import subprocess
@@ -25,10 +26,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def ensure_proxy() -> None:
+    """configurable-http-proxy from npm, pinned by deploy/jupyterhub's lock file."""
+    if not PROXY.exists():
+        npm = shutil.which("npm")
+        assert npm, "the JupyterHub tests need node and npm for configurable-http-proxy"
+        subprocess.run([npm, "ci", "--prefix", str(DEPLOY), "--no-audit", "--no-fund"], check=True)
+    assert PROXY.exists(), f"{PROXY} is missing: run `npm ci --prefix {DEPLOY}`"
+
+
 def machine_config(tmp: Path, port: int, homes: Path) -> str:
     """What differs on a test machine: ports, files, a proxy from node_modules, and
     SimpleLocalProcessSpawner servers run as this (root) user with homes under ``homes``."""
-    assert PROXY.exists(), f"{PROXY} is missing: run `npm ci --prefix {DEPLOY}`"
+    ensure_proxy()
     return f"""
 import sys
 c.JupyterHub.bind_url = "http://127.0.0.1:{port}"
