@@ -46,7 +46,7 @@ from flame_lab.sandbox.hub.store import Store
 
 UPLOAD_LIMIT = 64 * 1024 * 1024
 # A node counts as online while it made a request within this many seconds (agents poll).
-ONLINE_SECONDS = 5.0
+ONLINE_SECONDS = 15.0
 _ID = r"([^/]+)"
 
 

@@ -14,6 +14,7 @@ import os
 import shutil
 import tarfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,9 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.2
 WATCH_SECONDS = 1.0
+# The hub calls a node offline after 5 s without a request; on a loaded machine (50 agents on
+# 2 cores) its own backlog alone can pass that, so a peer must stay offline this long too.
+OFFLINE_GRACE_SECONDS = 10.0
 MAX_COMMENT = 480
 FINAL_PHASES = frozenset({"executed", "failed", "rejected"})
 
@@ -383,7 +387,9 @@ class NodeAgent:
         return node.type if node is not None else "default"
 
     def _watch(self, analysis_id: str, participants: tuple[str, ...], run: Run) -> None:
-        """Stop the run when the analysis is cancelled, another node failed, or went offline."""
+        """Stop the run when the analysis is cancelled, another node failed, or went offline
+        (offline for OFFLINE_GRACE_SECONDS on end: a busy hub or machine delays polls)."""
+        offline_since: dict[str, float] = {}
         while not run.stop.wait(WATCH_SECONDS):
             try:
                 with hub_errors("watch the analysis"):
@@ -405,7 +411,11 @@ class NodeAgent:
                 elif other.execution_status in ("started", "executing") and not (
                     other_id in nodes and nodes[other_id].online
                 ):
-                    reason = f"node {name} went offline during the run"
+                    since = offline_since.setdefault(other_id, time.monotonic())
+                    if time.monotonic() - since >= OFFLINE_GRACE_SECONDS:
+                        reason = f"node {name} went offline during the run"
+                else:
+                    offline_since.pop(other_id, None)
             if reason:
                 run.reason = reason
                 run.stop.set()
