@@ -717,6 +717,13 @@ class Analysis:
     def _open(self, blobs: list[tuple[str, bytes]], identity: Identity) -> list[Any]:
         record = self.record
         if not record.sealed:
+            if any(data.startswith(envelope.MAGIC) for _, data in blobs):
+                raise TamperedResult(
+                    f"the result of analysis {record.analysis_id} is sealed by its aggregator, "
+                    "but you did not trust that node's key when you submitted",
+                    hint="Get the aggregator's public identity from its admin, add it to "
+                    "fed.node_keys before submitting, and submit again.",
+                )
             warnings.warn(
                 "This hub returned the result in plaintext, as real FLAME nodes do: it was not "
                 "encrypted to your key, so the hub could have read or changed it.",
