@@ -229,7 +229,9 @@ def ensure_agents(home: Path, url: str) -> None:
             folder.ready.unlink()
         argv = [sys.executable, "-u", "-m", NODE_MODULE, "--home", str(home)]
         proc = _spawn([*argv, "--node", folder.name, "--url", url], folder.root, folder.log)
-        folder.pid.write_text(str(proc.pid))
+        pid_tmp = folder.pid.with_suffix(".spawned")
+        pid_tmp.write_text(str(proc.pid))
+        os.replace(pid_tmp, folder.pid)
 
 
 def wait_for_agents(home: Path, timeout: float) -> None:

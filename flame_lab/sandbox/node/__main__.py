@@ -26,7 +26,9 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     folder = NodeFolder.of(args.home, args.node)
-    folder.pid.write_text(str(os.getpid()))
+    pid_tmp = folder.pid.with_suffix(".tmp")
+    pid_tmp.write_text(str(os.getpid()))
+    os.replace(pid_tmp, folder.pid)  # never seen empty by `sandbox up`, which polls it
     try:
         main_loop(args.home, args.node, args.url, stop)
     finally:

@@ -39,9 +39,9 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.2
 WATCH_SECONDS = 1.0
-# The hub calls a node offline after 5 s without a request; on a loaded machine (50 agents on
-# 2 cores) its own backlog alone can pass that, so a peer must stay offline this long too.
-OFFLINE_GRACE_SECONDS = 10.0
+# The hub calls a node offline after 15 s without a request; a peer must also stay offline for
+# this long before a run is stopped, as a loaded hub (50 agents on 2 cores) can lag behind.
+OFFLINE_GRACE_SECONDS = 5.0
 MAX_COMMENT = 480
 FINAL_PHASES = frozenset({"executed", "failed", "rejected"})
 

@@ -258,6 +258,8 @@ def run_analysis(
         for thread in (out.thread, err.thread, server):
             thread.join(timeout=10)
         parent.close()
+    if stopped and proc.returncode == 0:
+        stopped = False  # it had finished by itself as the stop came
     outcome = _outcome(spec, proc.returncode, timed_out, err, service)
     if stopped:
         outcome.stopped = True
