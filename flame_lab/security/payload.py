@@ -23,11 +23,20 @@ from __future__ import annotations
 import io
 import json
 import math
-from typing import Any
-
-import numpy as np
+import sys
+from typing import TYPE_CHECKING, Any
 
 from flame_lab.errors import PayloadError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+def _numpy() -> Any:
+    """NumPy if something imported it: a value cannot be a NumPy object otherwise, so analyses
+    that never use NumPy do not pay for importing it (each node run is a fresh process)."""
+    return sys.modules.get("numpy")
+
 
 JSON = "application/json"
 NPY = "application/x-npy"
@@ -64,11 +73,12 @@ def _json_value(value: Any, depth: int = 0) -> Any:
         return int(value)
     if isinstance(value, float):
         return float(value)
-    if isinstance(value, np.bool_):
+    np = _numpy()
+    if np is not None and isinstance(value, np.bool_):
         return bool(value)
-    if isinstance(value, np.integer):
+    if np is not None and isinstance(value, np.integer):
         return int(value)
-    if isinstance(value, np.floating):
+    if np is not None and isinstance(value, np.floating):
         return float(value)
     if isinstance(value, dict):
         out = {}
@@ -79,7 +89,7 @@ def _json_value(value: Any, depth: int = 0) -> Any:
         return out
     if isinstance(value, list | tuple):
         return [_json_value(item, depth + 1) for item in value]
-    if isinstance(value, np.ndarray):
+    if np is not None and isinstance(value, np.ndarray):
         raise _refused("a NumPy array inside a JSON value (return it alone, or use .tolist())")
     raise _refused(f"a value of type {type(value).__name__}")
 
@@ -104,9 +114,10 @@ def _have_pyarrow() -> bool:
 
 def encode(obj: Any, *, prefer_parquet: bool = True) -> tuple[bytes, str]:
     """The payload bytes and their content type; raises PayloadError for refused types."""
-    if isinstance(obj, np.ma.MaskedArray):
+    np = _numpy()
+    if np is not None and isinstance(obj, np.ma.MaskedArray):
         raise _refused("a masked NumPy array (.npy would drop the mask; use .filled(np.nan))")
-    if isinstance(obj, np.ndarray):
+    if np is not None and isinstance(obj, np.ndarray):
         return _encode_npy(np.asarray(obj)), NPY
     if _is_dataframe(obj):
         if prefer_parquet and _have_pyarrow():
@@ -118,6 +129,8 @@ def encode(obj: Any, *, prefer_parquet: bool = True) -> tuple[bytes, str]:
 
 
 def _encode_npy(array: np.ndarray) -> bytes:
+    import numpy as np
+
     if array.dtype.hasobject:
         raise _refused(f"a NumPy array of dtype {array.dtype} (object dtypes need pickle)")
     buf = io.BytesIO()
@@ -199,6 +212,8 @@ def _decode_json(raw: bytes) -> Any:
 
 
 def _decode_npy(raw: bytes) -> np.ndarray:
+    import numpy as np
+
     if not raw.startswith(_NPY_MAGIC):
         raise _bad("NumPy .npy data (wrong magic)")
     buf = io.BytesIO(raw)
