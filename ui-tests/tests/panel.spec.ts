@@ -67,10 +67,12 @@ test('the command palette offers Submit to FLAME', async ({ page }) => {
   // The modal palette closes when focus moves; on a busy machine reopen it (bounded: 60 s).
   await expect(async () => {
     await runCommand(page, 'apputils:activate-command-palette');
-    await expect(palette).toBeVisible({ timeout: 2000 });
-    await palette.locator('input').fill('Submit to FLAME', { timeout: 2000 });
+    await expect(palette).toBeVisible({ timeout: 10_000 });
+    const input = palette.locator('input');
+    await input.waitFor({ state: 'visible', timeout: 10_000 });
+    await input.fill('Submit to FLAME', { timeout: 10_000 });
     await expect(palette.locator('.lm-CommandPalette-item', { hasText: 'Submit to FLAME' })).toHaveCount(1, {
-      timeout: 2000
+      timeout: 10_000
     });
-  }).toPass({ timeout: 60_000 });
+  }).toPass({ timeout: 180_000 });
 });
