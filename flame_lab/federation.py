@@ -36,6 +36,7 @@ from flame_lab.errors import (
 from flame_lab.hubclient import (
     HubClients,
     HubEndpoints,
+    every,
     hub_errors,
     with_password,
     with_token,
@@ -315,7 +316,7 @@ class Federation:
     # -- projects and nodes ------------------------------------------------------------------
     def select_project(self, project: str | None) -> None:
         with self._call("list projects"):
-            projects = self.core.get_projects()
+            projects = every(self.core.get_projects)
         if project:
             chosen = [p for p in projects if project in (str(p.id), p.name)]
         else:
@@ -331,8 +332,8 @@ class Federation:
     def nodes(self) -> list[NodeInfo]:
         """The project's approved nodes."""
         with self._call("list the project's nodes"):
-            links = self.core.find_project_nodes(filter={"project_id": self.project_id})
-            all_nodes = {str(n.id): n for n in self.core.get_nodes()}
+            links = every(self.core.find_project_nodes, filter={"project_id": self.project_id})
+            all_nodes = {str(n.id): n for n in every(self.core.get_nodes)}
         result = []
         for link in links:
             node = all_nodes.get(str(link.node_id))
@@ -459,7 +460,7 @@ class Federation:
     ) -> None:
         wanted = {n.id for n in chosen}
         with self._call("select the analysis's nodes"):
-            present = self.core.find_analysis_nodes(filter={"analysis_id": analysis_id})
+            present = every(self.core.find_analysis_nodes, filter={"analysis_id": analysis_id})
             for link in present:
                 if str(link.node_id) not in wanted:
                     self.core.delete_analysis_node(link.id)
@@ -481,7 +482,7 @@ class Federation:
                 ],
             )
         with self._call("mark the entrypoint"):
-            rows = self.core.find_analysis_bucket_files(filter={"analysis_id": analysis_id})
+            rows = every(self.core.find_analysis_bucket_files, filter={"analysis_id": analysis_id})
             by_path = {row.path: row for row in rows}
             for item in uploaded:
                 path = item.path or item.name
@@ -566,7 +567,9 @@ class Analysis:
         with self._call(f"read analysis {self.id}"):
             analysis = None if cancelled else self._core.get_analysis(self.id)
             links = (
-                [] if cancelled else self._core.find_analysis_nodes(filter={"analysis_id": self.id})
+                []
+                if cancelled
+                else every(self._core.find_analysis_nodes, filter={"analysis_id": self.id})
             )
         if analysis is None and not cancelled:
             raise NotFound(f"the hub no longer knows analysis {self.id}")
@@ -671,12 +674,13 @@ class Analysis:
         lines: list[LogLine] = []
         with self._call(f"read the logs of analysis {self.id}"):
             for node_id in wanted:
-                for log in self._core.find_analysis_node_logs(
-                    filter={"analysis_id": self.id, "node_id": node_id}
+                for log in every(
+                    self._core.find_analysis_node_logs,
+                    filter={"analysis_id": self.id, "node_id": node_id},
                 ):
                     lines.append(LogLine(log.time, node_id, names[node_id], log.level, log.message))
             if node is None:
-                for log in self._core.find_analysis_logs(filter={"analysis_id": self.id}):
+                for log in every(self._core.find_analysis_logs, filter={"analysis_id": self.id}):
                     lines.append(LogLine(log.time, "", "hub", log.level, log.message))
         if level is not None:
             limit = LOG_LEVELS.index(level)
@@ -708,7 +712,7 @@ class Analysis:
         bucket = self.federation._wait_for_bucket(self.id, "RESULT")
         storage = self.federation.storage
         with self._call(f"download the result of analysis {self.id}"):
-            files = storage.find_bucket_files(filter={"bucket_id": str(bucket.bucket_id)})
+            files = every(storage.find_bucket_files, filter={"bucket_id": str(bucket.bucket_id)})
             return [
                 (f.name, b"".join(storage.stream_bucket_file(f.id, chunk_size=1 << 20)))
                 for f in sorted(files, key=lambda f: f.name)

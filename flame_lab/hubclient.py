@@ -7,14 +7,17 @@ that "unreachable", "not allowed" and "not found" read the same everywhere.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import httpx2 as httpx
 from flame_hub import CoreClient, HubAPIError, StorageClient
 from flame_hub.auth import ClientAuth, PasswordAuth, StaticAuth
 
 from flame_lab.errors import HubAuthError, HubError, HubUnreachable, NotFound
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, repr=False)
@@ -105,3 +108,16 @@ def hub_errors(doing: str, url: str = "") -> Iterator[None]:
             f"cannot reach the hub{where} to {doing}: {type(exc).__name__}",
             hint="Check the hub URL and your network; for the sandbox run `flame-lab sandbox up`.",
         ) from None
+
+
+PAGE = 50  # the largest page a FLAME Hub serves
+
+
+def every(find: Callable[..., list[T]], **params: Any) -> list[T]:
+    """All records of a flame_hub ``find_*``/``get_*`` call, page by page (hubs cap pages at 50)."""
+    found: list[T] = []
+    while True:
+        page = find(page={"limit": PAGE, "offset": len(found)}, **params)
+        found.extend(page)
+        if len(page) < PAGE:
+            return found

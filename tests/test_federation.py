@@ -417,3 +417,10 @@ def test_a_bug_in_the_analysis_fails_it_with_the_analysts_own_traceback(fed):
     errors = "\n".join(ln.message for ln in run.logs(level="error"))
     assert 'broken.py", line 12, in analysis_method' in errors
     assert "flame_lab/" not in errors  # flame_lab's own frames are not the analyst's concern
+
+
+def test_every_log_line_arrives_beyond_the_hubs_page_size(fed):
+    run = fed.submit(_draft("chatty.py"), nodes=["uk-aachen"])
+    run.wait(timeout=WAIT)
+    lines = [ln.message for ln in run.logs(node="uk-aachen")]
+    assert [f"line {i}" for i in range(70)] == [m for m in lines if m.startswith("line ")]

@@ -15,11 +15,12 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "mean_age.py"
 
 
 def _ensure_identity(interactive: bool) -> None:
-    """A researcher without a key is offered one (asked for a passphrase), not an error."""
+    """A researcher without a key is offered one (asked for a passphrase, or given one in
+    FLAME_LAB_PASSPHRASE), not an error."""
     path = config.identity_file()
     if path.exists():
         return
-    if not interactive:
+    if not interactive and not os.environ.get("FLAME_LAB_PASSPHRASE"):
         raise KeyFileMissing(f"no flame_lab identity at {path}")
     from flame_lab.security.keyid import display
     from flame_lab.security.keys import Identity, get_passphrase, save_identity
@@ -40,7 +41,7 @@ def _notebook_dir(given: str | None) -> Path:
 def _lab(args: argparse.Namespace) -> int:
     from flame_lab.sandbox import daemon
 
-    _ensure_identity(sys.stdin.isatty() and not os.environ.get("FLAME_LAB_PASSPHRASE"))
+    _ensure_identity(sys.stdin.isatty())
     running = daemon.up()
     print(f"sandbox federation at {running.url} (stop it with `flame-lab sandbox down`)")
     jupyter = shutil.which("jupyter", path=str(Path(sys.executable).parent)) or "jupyter"
@@ -63,7 +64,7 @@ def _demo(args: argparse.Namespace) -> int:
     from flame_lab.draft import Draft
     from flame_lab.federation import connect
 
-    _ensure_identity(sys.stdin.isatty() and not os.environ.get("FLAME_LAB_PASSPHRASE"))
+    _ensure_identity(sys.stdin.isatty())
     fed = connect()
     print(f"federation {fed.name} at {fed.hub_url}: " + ", ".join(n.name for n in fed.nodes()))
     run = fed.submit(Draft.from_path(EXAMPLE), name="flame-lab demo: mean age")

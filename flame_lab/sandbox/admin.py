@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from flame_lab.errors import BundleError, NotFound, SandboxError
+from flame_lab.hubclient import every
 from flame_lab.sandbox import daemon
 from flame_lab.sandbox.node.agent import NodeAgent
 
@@ -31,7 +32,7 @@ def decide(
     agent = NodeAgent(home, node_name, current.url)
     links = [
         link
-        for link in agent.core.find_analysis_nodes(filter={"node_id": agent.node_id})
+        for link in every(agent.core.find_analysis_nodes, filter={"node_id": agent.node_id})
         if str(link.analysis_id) == analysis_id
     ]
     if not links:

@@ -91,3 +91,12 @@ def test_lab_starts_the_sandbox_and_a_jupyterlab_with_flame_labs_api(in_sandbox,
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def test_a_passphrase_in_the_environment_creates_the_identity_without_asking(monkeypatch):
+    from flame_lab import config
+    from flame_lab.security.keys import load_identity
+
+    monkeypatch.setenv("FLAME_LAB_PASSPHRASE", "from the environment")
+    _ensure_identity(interactive=False)
+    assert load_identity(config.identity_file(), "from the environment").key_id

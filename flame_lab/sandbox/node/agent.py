@@ -23,7 +23,13 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from flame_lab.errors import BundleError, FlameLabError, NotFound, PolicyRefused
-from flame_lab.hubclient import HubClients, HubEndpoints, hub_errors, with_client_credentials
+from flame_lab.hubclient import (
+    HubClients,
+    HubEndpoints,
+    every,
+    hub_errors,
+    with_client_credentials,
+)
 from flame_lab.privacy import NodePolicy, PrivacyBudget, load_policy
 from flame_lab.sandbox.node.datasets import NodeData
 from flame_lab.sandbox.node.layout import NodeFolder
@@ -119,7 +125,7 @@ class NodeAgent:
     # -- hub records -------------------------------------------------------------------------
     def refresh_nodes(self) -> None:
         with hub_errors("list the federation's nodes"):
-            self._nodes = {str(n.id): n for n in self.core.get_nodes()}
+            self._nodes = {str(n.id): n for n in every(self.core.get_nodes)}
 
     def peer_key(self, node_id: str) -> ec.EllipticCurvePublicKey:
         node = self._nodes.get(node_id)
@@ -171,7 +177,7 @@ class NodeAgent:
         """One look at the hub: every analysis this node takes part in gets its next step."""
         self.reload_policy()
         with hub_errors("list this node's analyses"):
-            links = self.core.find_analysis_nodes(filter={"node_id": self.node_id})
+            links = every(self.core.find_analysis_nodes, filter={"node_id": self.node_id})
         present = set()
         for link in links:
             analysis_id = str(link.analysis_id)
@@ -324,7 +330,7 @@ class NodeAgent:
         work_dir.mkdir(parents=True)
 
         with hub_errors(f"list the nodes of analysis {analysis_id}"):
-            links = self.core.find_analysis_nodes(filter={"analysis_id": analysis_id})
+            links = every(self.core.find_analysis_nodes, filter={"analysis_id": analysis_id})
         participants = tuple(str(x.node_id) for x in links)
         aggregator = next((p for p in participants if self._type(p) == "aggregator"), self.node_id)
         facts = NodeFacts(
@@ -394,8 +400,10 @@ class NodeAgent:
             try:
                 with hub_errors("watch the analysis"):
                     analysis = self.core.get_analysis(analysis_id)
-                    links = self.core.find_analysis_nodes(filter={"analysis_id": analysis_id})
-                    nodes = {str(n.id): n for n in self.core.get_nodes()}
+                    links = every(
+                        self.core.find_analysis_nodes, filter={"analysis_id": analysis_id}
+                    )
+                    nodes = {str(n.id): n for n in every(self.core.get_nodes)}
             except FlameLabError:
                 continue
             reason = ""
