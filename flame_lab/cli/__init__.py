@@ -28,7 +28,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # only `flame-lab lab` passes options on (to JupyterLab)
+        if not hasattr(args, "jupyter_args"):
+            parser.error("unrecognized arguments: " + " ".join(extra))
+        args.jupyter_args = [*extra, *args.jupyter_args]
     try:
         return int(args.func(args) or 0)
     except FlameLabError as exc:

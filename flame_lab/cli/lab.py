@@ -49,7 +49,7 @@ def _lab(args: argparse.Namespace) -> int:
     argv = [jupyter, "lab", f"--notebook-dir={folder}"]
     start = folder / "01-getting-started.ipynb"
     if start.exists():
-        argv.append(str(start.relative_to(folder)))
+        argv.append(str(start))  # Jupyter reads a relative file path from the current folder
     if os.geteuid() == 0:
         argv.append("--allow-root")
     if args.no_browser:

@@ -100,3 +100,26 @@ def test_a_passphrase_in_the_environment_creates_the_identity_without_asking(mon
     monkeypatch.setenv("FLAME_LAB_PASSPHRASE", "from the environment")
     _ensure_identity(interactive=False)
     assert load_identity(config.identity_file(), "from the environment").key_id
+
+
+def test_options_for_jupyterlab_pass_through_and_stray_options_are_refused(capsys):
+    from flame_lab.cli import build_parser
+
+    args, extra = build_parser().parse_known_args(["lab", "--no-browser", "--ServerApp.port=0"])
+    assert args.no_browser and extra == ["--ServerApp.port=0"]
+    with pytest.raises(SystemExit):
+        main(["status", "--ServerApp.port=0"])
+    assert "unrecognized arguments: --ServerApp.port=0" in capsys.readouterr().err
+
+
+def test_lab_opens_the_getting_started_notebook_by_its_full_path(in_sandbox, tmp_path, monkeypatch):
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / "01-getting-started.ipynb").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    seen = []
+    monkeypatch.setattr("os.execv", lambda path, argv: seen.append(argv))
+    main(["lab", "--no-browser"])
+    argv = seen[0]
+    assert f"--notebook-dir={tmp_path / 'notebooks'}" in argv
+    # Jupyter reads a relative file from the current folder, not the notebook folder
+    assert str(tmp_path / "notebooks" / "01-getting-started.ipynb") in argv
