@@ -1,7 +1,7 @@
 """What the whole loop costs (submit -> decrypted result) on the sandbox, beside StarModelTester.
 
 For 3, 10 and 50 nodes (N-1 data nodes + 1 aggregator; ``--quick``: 3 and 10) it starts a
-sandbox in a fresh FLAME_LAB_HOME, times the federated mean (tests/analyses/mean_age.py) from
+sandbox in a fresh FLAME_LAB_HOME, times the federated mean (flame_lab/examples/mean_age.py) from
 ``submit`` to the decrypted result, and runs StarModelTester on the same analysis and the same
 data splits in the same run: median, min/max, and the ratio sandbox / tester. The iterative
 logistic regression (tests/analyses/logistic_regression.py) gives the cost per round. It also
@@ -43,6 +43,7 @@ from flame_lab.security import keys
 from flame_lab.star import StarModelTester, ensure_importable
 
 ANALYSES = Path(__file__).resolve().parent.parent / "tests" / "analyses"
+MEAN_AGE = Path(fl.__file__).parent / "examples" / "mean_age.py"  # shipped with flame_lab
 PASSPHRASE = "bench e2e passphrase"  # noqa: S105 (a throwaway key in a temporary home)
 GOAL_3_NODES_SECONDS = 1.5
 WAIT_SECONDS = 600.0  # a bound for a broken run, never reached when things work
@@ -212,7 +213,8 @@ class SizeResult:
 
 
 def _draft(name: str) -> fl.Draft:
-    return fl.Draft.from_files({name: (ANALYSES / name).read_text()}, entrypoint=name)
+    path = MEAN_AGE if name == MEAN_AGE.name else ANALYSES / name
+    return fl.Draft.from_files({name: path.read_text()}, entrypoint=name)
 
 
 def _time(fn: Callable[[], Any], repeat: int) -> tuple[Timings, Any]:
@@ -395,7 +397,7 @@ def _measure(nodes: int, startup: float, repeat: int, logreg_repeat: int, log) -
     splits = [[{"patients.csv": synthetic.generate(n.name).tables["patients.csv"]}] for n in sites]
 
     latency = _hub_latency(fed)
-    mean = runpy.run_path(str(ANALYSES / "mean_age.py"), run_name="as_module")
+    mean = runpy.run_path(str(MEAN_AGE), run_name="as_module")
     mean_draft = _draft("mean_age.py")
     start = time.perf_counter()  # the first run also unlocks the key and warms the caches
     first = _submit_to_result(fed, mean_draft)

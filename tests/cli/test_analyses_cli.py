@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from pathlib import Path
 
 import pytest
 
 from flame_lab.cli import main
+from flame_lab.cli.lab import EXAMPLE
 
-MEAN = Path(__file__).parents[1] / "analyses" / "mean_age.py"
+MEAN = EXAMPLE  # the mean-age analysis shipped with flame_lab
 
 
 @pytest.fixture

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 import flame_lab as fl
+from flame_lab.cli.lab import EXAMPLE
 from flame_lab.errors import SandboxError
 from flame_lab.sandbox import daemon
 from flame_lab.security import keys
 from flame_lab.star import ensure_importable
 
-MEAN = Path(__file__).parents[1] / "analyses" / "mean_age.py"
+MEAN = EXAMPLE  # the mean-age analysis shipped with flame_lab
 ensure_importable()
 
 
