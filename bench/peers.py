@@ -275,7 +275,8 @@ def per_round(outcomes: list[Outcome], rounds: int, compute_s: float) -> list[di
     for o in outcomes:
         short = o.record.get("short", {}).get("times")
         loops = o.record.get("loop_times")
-        if not o.times or not (short or loops):
+        gaps = o.record.get("round_gaps")
+        if not o.times or not (short or loops or gaps):
             continue
         row: dict[str, Any] = {"system": o.system}
         if short:
@@ -285,6 +286,9 @@ def per_round(outcomes: list[Outcome], rounds: int, compute_s: float) -> list[di
         if loops:  # the server loop's own time: no start-up, no shut-down
             row["in_loop_ms"] = 1000 * statistics.median(loops) / rounds
             row.setdefault("overhead_ms", row["in_loop_ms"] - 1000 * compute_s)
+        if gaps:  # the time between the aggregator's rounds, stamped by the analysis itself
+            row["in_loop_ms"] = 1000 * statistics.median(gaps)
+            row["in_loop_overhead_ms"] = row["in_loop_ms"] - 1000 * compute_s
         rows.append(row)
     return rows
 
@@ -324,9 +328,8 @@ def polling_constants() -> dict[str, str]:
 
     return {
         f"node agent polls the hub every {agent.POLL_SECONDS} s": where(agent, "POLL_SECONDS"),
-        f"node messages are polled every {messenger.POLL_SECONDS} s": where(
-            messenger, "POLL_SECONDS"
-        ),
+        f"node messages are long-polled (a read waits at the hub up to {messenger.WAIT_SECONDS} s)"
+        f" and arrive as they are stored": where(messenger, "WAIT_SECONDS"),
         f"Analysis.wait() asks the hub every {wait} s": "flame_lab/federation.py (Analysis.wait)",
     }
 
@@ -454,15 +457,21 @@ def report(results: dict[str, Any]) -> str:
             f"Arithmetic on one round's critical path (slowest site + Newton step): "
             f"{1000 * results['compute_per_round_s']:.2f} ms; overhead = per round - that. "
             "Flower and NVFlare are timed once per run; their per-round figure is their "
-            "server loop's time / rounds (in-loop: without their start-up and shut-down).",
+            "server loop's time / rounds (in-loop: without their start-up and shut-down). "
+            "The sandbox's in-loop figure is the time between the aggregator's rounds, stamped "
+            "by the analysis itself (median over runs of (last - first) / (rounds - 1)).",
             "",
-            "| system | per round ms | overhead ms | in-loop per round ms |",
-            "|---|---:|---:|---:|",
+            "| system | per round ms | overhead ms | in-loop per round ms | in-loop overhead ms |",
+            "|---|---:|---:|---:|---:|",
         ]
+
+        def ms(row: dict[str, Any], key: str) -> str:
+            return f"{row[key]:.1f}" if key in row else "-"
+
         for row in rounds:
-            loop = f"{row['in_loop_ms']:.1f}" if "in_loop_ms" in row else "-"
-            each = f"{row['per_round_ms']:.1f}" if "per_round_ms" in row else "-"
-            out.append(f"| {row['system']} | {each} | {row['overhead_ms']:.1f} | {loop} |")
+            cells = [ms(row, k) for k in ("per_round_ms", "overhead_ms", "in_loop_ms")]
+            cells.append(ms(row, "in_loop_overhead_ms"))
+            out.append(f"| {row['system']} | " + " | ".join(cells) + " |")
     phases = results.get("sandbox_phases", {})
     if phases:
         out += [
@@ -580,10 +589,15 @@ def goals(results: dict[str, Any]) -> list[str]:
     for row in results.get("per_round", []):
         if row["system"] != SANDBOX:
             continue
-        reached = row["overhead_ms"] < GOAL_ROUND_MS
+        # the in-loop figure times the rounds themselves; the difference of two medians of
+        # whole runs carries their spread divided by only 8 rounds
+        overhead = row.get("in_loop_overhead_ms", row["overhead_ms"])
+        reached = overhead < GOAL_ROUND_MS
         line = (
             f"(b) sandbox per-round overhead under {GOAL_ROUND_MS:.0f} ms at 5 sites: "
-            f"{'reached' if reached else 'NOT reached'} ({row['overhead_ms']:.0f} ms)."
+            f"{'reached' if reached else 'NOT reached'} ({overhead:.0f} ms between the "
+            f"aggregator's rounds; {row['overhead_ms']:.0f} ms from whole runs of "
+            f"{peer_math.ROUNDS} and {SHORT_ROUNDS} rounds)."
         )
         activity = profile.get("agent_ms_per_round", {})
         if not reached and activity:

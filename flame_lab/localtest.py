@@ -316,12 +316,12 @@ class _Transport:
         self.inner = inner
         self.outcome = outcome
 
-    def send(self, receiver_id: str, category: str, body: bytes) -> bool:
+    def send(self, receiver_ids: list[str], category: str, body: bytes) -> list[str]:
         from flame_lab.sandbox.node.service import decode_body
 
         if category != FINISHED_CATEGORY:
             self.outcome.released.append(decode_body(body))
-        return self.inner.send(receiver_id, category, body)
+        return self.inner.send(receiver_ids, category, body)
 
     def receive(self, timeout: float | None) -> Message | None:
         return self.inner.receive(timeout)

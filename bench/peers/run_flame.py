@@ -7,6 +7,7 @@ nodes=sites + 1)``); each timed run is what a researcher waits for: ``submit`` -
 
 from __future__ import annotations
 
+import json
 import os
 import runpy
 import secrets
@@ -127,6 +128,7 @@ def run_sandbox(args: Any) -> dict[str, Any]:
     try:
         fed = fl.connect()
         phases: dict[str, list[float]] = {}
+        gaps: list[float] = []
 
         def make_task(rounds: int) -> Any:
             files = analysis_files(args.task, rounds)
@@ -142,8 +144,11 @@ def run_sandbox(args: Any) -> dict[str, Any]:
                 answer = run.result()
                 t3 = time.perf_counter()
                 if rounds == args.rounds:
+                    logs = run.logs()
                     steps = {"submit": t1 - t0, "wait": t2 - t1, "result": t3 - t2}
-                    steps.update(timeline(run.logs(), started, started + (t2 - t0)))
+                    steps.update(timeline(logs, started, started + (t2 - t0)))
+                    if (gap := round_gap(logs)) is not None:
+                        gaps.append(gap)
                     for name, seconds in steps.items():
                         phases.setdefault(name, []).append(seconds)
                 return answer
@@ -163,10 +168,22 @@ def run_sandbox(args: Any) -> dict[str, Any]:
             record.update(harness.measure_rounds(make_task, args))
         # the warm-up run is left out, as harness.measure leaves it out of the times
         record["phases_median_s"] = {k: statistics.median(v[1:]) for k, v in phases.items()}
+        if gaps[1:]:
+            record["round_gaps"] = gaps[1:]
     finally:
         daemon.down(home / "sandbox")
     shutil.rmtree(home, ignore_errors=True)
     return record
+
+
+def round_gap(logs: list[Any]) -> float | None:
+    """Seconds between the aggregator's rounds, from the stamps its last log line carries."""
+    for line in logs:
+        if line.message.startswith("round stamps: "):
+            stamps = json.loads(line.message.removeprefix("round stamps: "))
+            if len(stamps) > 1:
+                return (stamps[-1] - stamps[0]) / (len(stamps) - 1)
+    return None
 
 
 def timeline(logs: list[Any], started: float, seen_done: float) -> dict[str, float]:

@@ -28,6 +28,7 @@ from flame_lab.sandbox.hub.handlers.base import (
     RootHandler,
 )
 from flame_lab.sandbox.hub.handlers.core import AnalysisCommandHandler, LogCollectionHandler
+from flame_lab.sandbox.hub.handlers.messenger import InboxBells, MessageCollectionHandler
 from flame_lab.sandbox.hub.handlers.oauth import (
     AuthorizeHandler,
     DiscoveryHandler,
@@ -67,6 +68,7 @@ class Hub:
         self.upload_limit = upload_limit
         self.bucket_delay = bucket_delay
         self.last_seen: dict[str, float] = {}  # node id -> time.monotonic() of its last request
+        self.inbox_bells = InboxBells()
 
     def seen(self, node_id: str) -> None:
         """A node's client made a request: it counts as online for ONLINE_SECONDS."""
@@ -165,7 +167,8 @@ def routes(hub: Hub) -> list[tuple[str, type, dict[str, Any]]]:
     }
     for prefix, names in groups.items():
         for name in names:
-            table.append((rf"/{prefix}/{name}", CollectionHandler, {"resource": name}))
+            handler = MessageCollectionHandler if name == "analysis-messages" else CollectionHandler
+            table.append((rf"/{prefix}/{name}", handler, {"resource": name}))
             table.append((rf"/{prefix}/{name}/{_ID}", ItemHandler, {"resource": name}))
     for name in ("analysis-logs", "analysis-node-logs"):
         table.append((rf"/core/{name}", LogCollectionHandler, {"resource": name}))

@@ -21,7 +21,11 @@ from flame_lab.security.keys import NodeIdentity
 from flame_lab.security.node_channel import MessageRejected, Route, open_message, seal_message
 from flame_lab.star.runtime import Message
 
-POLL_SECONDS = 0.05
+# The longest a single inbox read waits at the hub (its limit is 5 s): long-polling, so a
+# message is read as it arrives rather than on the next tick of a timer.
+WAIT_SECONDS = 2.0
+# Sealed copies of one message go to the hub together, in requests of at most this size.
+BATCH_BYTES = 8 * 1024 * 1024
 
 
 class HubTransport:
@@ -46,39 +50,52 @@ class HubTransport:
         self._seen: set[str] = set()
         self._inbox: deque[Message] = deque()
 
-    def send(self, receiver_id: str, category: str, body: bytes) -> bool:
-        message_id = uuid.uuid4().hex
+    def send(self, receiver_ids: list[str], category: str, body: bytes) -> list[str]:
+        """Seal ``body`` to each receiver; post the sealed copies in as few requests as fit."""
         plaintext = json.dumps(
             {"category": category, "body": base64.b64encode(body).decode("ascii")}
         ).encode()
+        batch: list[tuple[str, dict]] = []
+        size, accepted = 0, []
+        for receiver_id in receiver_ids:
+            message = self._sealed(receiver_id, plaintext)
+            if batch and size + len(message["payload"]) > BATCH_BYTES:
+                accepted += self._post(batch)
+                batch, size = [], 0
+            batch.append((receiver_id, message))
+            size += len(message["payload"])
+        return accepted + (self._post(batch) if batch else [])
+
+    def _sealed(self, receiver_id: str, plaintext: bytes) -> dict[str, str]:
+        message_id = uuid.uuid4().hex
         route = Route(self.analysis_id, self.node_id, receiver_id, message_id)
         sealed = seal_message(plaintext, route, self.identity.ecdh_key, self.peer_key(receiver_id))
-        response = self.http.post(
-            "analysis-messages",
-            json={
-                "analysisId": self.analysis_id,
-                "fromNodeId": self.node_id,
-                "toNodeId": receiver_id,
-                # the hub takes base64: the 16-byte message id, then the sealed message
-                "payload": base64.b64encode(
-                    bytes.fromhex(message_id) + base64.b64decode(sealed)
-                ).decode("ascii"),
-            },
-        )
-        return response.status_code == 201
+        return {
+            "analysisId": self.analysis_id,
+            "fromNodeId": self.node_id,
+            "toNodeId": receiver_id,
+            # the hub takes base64: the 16-byte message id, then the sealed message
+            "payload": base64.b64encode(
+                bytes.fromhex(message_id) + base64.b64decode(sealed)
+            ).decode("ascii"),
+        }
+
+    def _post(self, batch: list[tuple[str, dict]]) -> list[str]:
+        """One request for the batch: the hub stores all of it or none."""
+        response = self.http.post("analysis-messages", json=[message for _, message in batch])
+        return [receiver for receiver, _ in batch] if response.status_code == 201 else []
 
     def receive(self, timeout: float | None) -> Message | None:
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            if not self._inbox:
-                self._fetch()
-            if self._inbox:
-                return self._inbox.popleft()
-            if deadline is not None and time.monotonic() >= deadline:
+        while not self._inbox:
+            remaining = WAIT_SECONDS if deadline is None else deadline - time.monotonic()
+            self._fetch(wait=min(WAIT_SECONDS, max(0.0, remaining)))
+            if not self._inbox and deadline is not None and time.monotonic() >= deadline:
                 return None
-            time.sleep(POLL_SECONDS)
+        return self._inbox.popleft()
 
-    def _fetch(self) -> None:
+    def _fetch(self, wait: float) -> None:
+        """Read the inbox past the cursor; the hub holds an empty answer up to ``wait`` s."""
         response = self.http.get(
             "analysis-messages",
             params={
@@ -87,6 +104,7 @@ class HubTransport:
                 "filter[seq]": f">{self._cursor}",
                 "sort": "seq",
                 "page[limit]": "50",
+                "wait": f"{wait:.3f}",
             },
         )
         if response.status_code != 200:

@@ -46,7 +46,7 @@ LOG_LEVELS = {
 }
 MAX_LOG_CHARS = 16 * 1024
 MAX_RECEIVERS = 1024
-_WAIT_SLICE = 0.2
+_WAIT_SLICE = 0.5
 
 
 def hub_level(log_type: str) -> str:
@@ -74,8 +74,8 @@ def decode_body(data: bytes) -> Any:
 class Transport(Protocol):
     """How one node's messages reach the others (the agent's is the hub messenger, encrypted)."""
 
-    def send(self, receiver_id: str, category: str, body: bytes) -> bool:
-        """Hand ``body`` to ``receiver_id``; True once accepted for delivery."""
+    def send(self, receiver_ids: list[str], category: str, body: bytes) -> list[str]:
+        """Hand ``body`` to each receiver at once; the ones accepted for delivery."""
         ...
 
     def receive(self, timeout: float | None) -> Message | None:
@@ -121,8 +121,8 @@ class LocalTransport:
     switchboard: Switchboard
     node_id: str
 
-    def send(self, receiver_id: str, category: str, body: bytes) -> bool:
-        return self.switchboard._put(self.node_id, receiver_id, category, body)
+    def send(self, receiver_ids: list[str], category: str, body: bytes) -> list[str]:
+        return [r for r in receiver_ids if self.switchboard._put(self.node_id, r, category, body)]
 
     def receive(self, timeout: float | None) -> Message | None:
         return self.switchboard._get(self.node_id, timeout)
@@ -296,14 +296,10 @@ class NodeService:
                 self.log(f"Message {category!r}: {release.describe()}", "warning")
             value = release.value
         data = encode_body(value)
-        acked, not_acked = [], []
-        for receiver in receivers:
-            known = receiver in self.facts.participant_ids
-            if known and self.transport.send(receiver, category, data):
-                acked.append(receiver)
-            else:
-                not_acked.append(receiver)
-        return [acked, not_acked]
+        known = [r for r in receivers if r in self.facts.participant_ids]
+        accepted = set(self.transport.send(known, category, data)) if known else set()
+        acked = [r for r in receivers if r in accepted]
+        return [acked, [r for r in receivers if r not in accepted]]
 
     def receive_message(self, timeout: Any = None) -> dict[str, Any] | None:
         """The next message for this node, or None after ``timeout`` s or once the run ends."""

@@ -12,7 +12,7 @@ import pytest
 from flame_hub import CoreClient, StorageClient
 from flame_hub.auth import ClientAuth, PasswordAuth
 
-from flame_lab.sandbox.hub.app import HubThread
+from flame_lab.sandbox.hub.app import Hub, HubThread
 from flame_lab.sandbox.hub.provision import Provisioned, ProvisionedNode, node_names, provision
 from flame_lab.sandbox.hub.store import Store
 
@@ -33,6 +33,7 @@ class Sandbox:
     core: CoreClient
     storage: StorageClient
     nodes: dict[str, NodeClients] = field(default_factory=dict)
+    hub: Hub | None = None
 
     @property
     def project_id(self) -> str:
@@ -84,7 +85,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory, hub_options: dict) -> Iter
     provisioned = provisioned_home(home)
     with HubThread(home, **hub_options) as server:
         core, storage = researcher_clients(server.url, provisioned)
-        box = Sandbox(server.url, provisioned, core, storage)
+        box = Sandbox(server.url, provisioned, core, storage, hub=server.hub)
         for node in provisioned.nodes:
             box.nodes[node.name] = node_clients(server.url, node)
         yield box

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import base64
+import threading
 
 import httpx2
 import pytest
 
-from tests.sandbox.hub.conftest import Sandbox, distributed_analysis
+from tests.sandbox.hub.conftest import Sandbox, distributed_analysis, wait_for
 
 
 def node_http(box: Sandbox, name: str) -> httpx2.Client:
@@ -106,3 +107,142 @@ def test_payloads_must_be_base64_and_recipients_members(sandbox: Sandbox, analys
     assert bad.status_code == 400 and "payload" in bad.json()["message"]
     assert stranger.status_code == 400 and "toNodeId" in stranger.json()["message"]
     assert snake.status_code == 400 and "analysis_id" in snake.json()["message"]
+
+
+def inbox(http: httpx2.Client, node_id: str, **extra: str) -> httpx2.Response:
+    return http.get(
+        "/analysis-messages",
+        params={"filter[toNodeId]": node_id, "sort": "seq", **extra},
+        timeout=30,
+    )
+
+
+def test_a_waiting_read_answers_with_the_message_that_arrives_meanwhile(
+    sandbox: Sandbox, analysis
+) -> None:
+    aachen, koeln = sandbox.node_id("uk-aachen"), sandbox.node_id("uk-koeln")
+    answers: list[httpx2.Response] = []
+    with node_http(sandbox, "uk-aachen") as sender, node_http(sandbox, "uk-koeln") as reader:
+        cursor = max([m["seq"] for m in inbox(reader, koeln).json()["data"]], default=0)
+        waiting = threading.Thread(
+            target=lambda: answers.append(
+                inbox(reader, koeln, **{"filter[seq]": f">{cursor}", "wait": "5"})
+            )
+        )
+        waiting.start()
+        wait_for(lambda: sandbox.hub.inbox_bells.waiting(koeln), "the read to wait")
+        assert send(sender, analysis.id, aachen, koeln, b"\x03late").status_code == 201
+        waiting.join(10)
+    assert not waiting.is_alive()
+    assert [base64.b64decode(m["payload"]) for m in answers[0].json()["data"]] == [b"\x03late"]
+    assert sandbox.hub.inbox_bells.waiting(koeln) == 0
+
+
+def test_a_message_for_another_node_does_not_end_the_wait(sandbox: Sandbox, analysis) -> None:
+    aachen, koeln = sandbox.node_id("uk-aachen"), sandbox.node_id("uk-koeln")
+    aggregator = sandbox.node_id("aggregator")
+    answers: list[httpx2.Response] = []
+    with node_http(sandbox, "uk-aachen") as sender, node_http(sandbox, "uk-koeln") as reader:
+        cursor = max([m["seq"] for m in inbox(reader, koeln).json()["data"]], default=0)
+        waiting = threading.Thread(
+            target=lambda: answers.append(
+                inbox(reader, koeln, **{"filter[seq]": f">{cursor}", "wait": "5"})
+            )
+        )
+        waiting.start()
+        wait_for(lambda: sandbox.hub.inbox_bells.waiting(koeln), "the read to wait")
+        assert send(sender, analysis.id, aachen, aggregator, b"\x04other").status_code == 201
+        assert sandbox.hub.inbox_bells.waiting(koeln) == 1
+        assert send(sender, analysis.id, aachen, koeln, b"\x05mine").status_code == 201
+        waiting.join(10)
+    assert [base64.b64decode(m["payload"]) for m in answers[0].json()["data"]] == [b"\x05mine"]
+
+
+def test_a_wait_on_an_empty_inbox_ends_with_an_empty_page(sandbox: Sandbox, analysis) -> None:
+    koeln = sandbox.node_id("uk-koeln")
+    with node_http(sandbox, "uk-koeln") as reader:
+        empty = inbox(reader, koeln, **{"filter[seq]": ">999999", "wait": "0.1"})
+    assert empty.status_code == 200 and empty.json()["data"] == []
+
+
+@pytest.mark.parametrize("wait", ["-1", "5.5", "nan", "soon", ""])
+def test_a_wait_outside_zero_to_five_seconds_is_refused(
+    sandbox: Sandbox, analysis, wait: str
+) -> None:
+    koeln = sandbox.node_id("uk-koeln")
+    with node_http(sandbox, "uk-koeln") as reader:
+        r = inbox(reader, koeln, wait=wait)
+    assert r.status_code == 400 and "wait" in r.json()["message"]
+
+
+def test_a_node_cannot_wait_on_another_inbox(sandbox: Sandbox, analysis) -> None:
+    with node_http(sandbox, "uk-koeln") as reader:
+        r = inbox(reader, sandbox.node_id("aggregator"), wait="5")
+    assert r.status_code == 403
+    assert sandbox.hub.inbox_bells.waiting(sandbox.node_id("aggregator")) == 0
+
+
+def message(analysis_id, sender: str, recipient: str, payload: bytes) -> dict[str, str]:
+    return {
+        "analysisId": str(analysis_id),
+        "fromNodeId": sender,
+        "toNodeId": recipient,
+        "payload": base64.b64encode(payload).decode(),
+    }
+
+
+def test_a_broadcast_is_one_request_with_a_copy_per_receiver(sandbox: Sandbox, analysis) -> None:
+    aggregator = sandbox.node_id("aggregator")
+    aachen, koeln = sandbox.node_id("uk-aachen"), sandbox.node_id("uk-koeln")
+    answers: list[httpx2.Response] = []
+    with (
+        node_http(sandbox, "aggregator") as sender,
+        node_http(sandbox, "uk-aachen") as reader_a,
+        node_http(sandbox, "uk-koeln") as reader_k,
+    ):
+        cursors = {
+            node: max([m["seq"] for m in inbox(http, node).json()["data"]], default=0)
+            for node, http in ((aachen, reader_a), (koeln, reader_k))
+        }
+        waiting = threading.Thread(
+            target=lambda: answers.append(
+                inbox(reader_k, koeln, **{"filter[seq]": f">{cursors[koeln]}", "wait": "5"})
+            )
+        )
+        waiting.start()
+        wait_for(lambda: sandbox.hub.inbox_bells.waiting(koeln), "the read to wait")
+        r = sender.post(
+            "/analysis-messages",
+            json=[
+                message(analysis.id, aggregator, aachen, b"\x06for-aachen"),
+                message(analysis.id, aggregator, koeln, b"\x06for-koeln"),
+            ],
+        )
+        waiting.join(10)
+        got_a = inbox(reader_a, aachen, **{"filter[seq]": f">{cursors[aachen]}"}).json()["data"]
+    assert r.status_code == 201 and [m["toNodeId"] for m in r.json()["data"]] == [aachen, koeln]
+    assert [base64.b64decode(m["payload"]) for m in got_a] == [b"\x06for-aachen"]
+    assert [base64.b64decode(m["payload"]) for m in answers[0].json()["data"]] == [b"\x06for-koeln"]
+
+
+def test_a_broadcast_with_one_bad_copy_stores_none_of_them(sandbox: Sandbox, analysis) -> None:
+    aggregator, aachen = sandbox.node_id("aggregator"), sandbox.node_id("uk-aachen")
+    with node_http(sandbox, "aggregator") as sender, node_http(sandbox, "uk-aachen") as reader:
+        cursor = max([m["seq"] for m in inbox(reader, aachen).json()["data"]], default=0)
+        r = sender.post(
+            "/analysis-messages",
+            json=[
+                message(analysis.id, aggregator, aachen, b"\x07fine"),
+                message(analysis.id, aachen, aggregator, b"\x07forged sender"),
+            ],
+        )
+        after = inbox(reader, aachen, **{"filter[seq]": f">{cursor}"}).json()["data"]
+    assert r.status_code == 403 and r.json()["message"].startswith("message 1: ")
+    assert after == []
+
+
+@pytest.mark.parametrize("body", [[], [None], ["text"]])
+def test_a_broadcast_must_hold_messages(sandbox: Sandbox, analysis, body: list) -> None:
+    with node_http(sandbox, "aggregator") as sender:
+        r = sender.post("/analysis-messages", json=body)
+    assert r.status_code == 400

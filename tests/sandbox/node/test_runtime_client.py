@@ -193,7 +193,7 @@ def test_the_agent_runtime_is_a_star_runtime_and_asks_for_static_facts_once(runt
 def test_messages_go_out_and_come_back_as_python_values(runtime):
     acked, not_acked = runtime.send_message(["agg"], "intermediate_data", {"n": np.int64(20)})
     assert (acked, not_acked) == (["agg"], [])
-    runtime.peer.send("site-a", "intermediate_data", b'{"mean":{"$tuple":[1.5,2]}}')
+    runtime.peer.send(["site-a"], "intermediate_data", b'{"mean":{"$tuple":[1.5,2]}}')
     message = runtime.receive_message(timeout=5)
     assert (message.sender, message.category, message.body) == (
         "agg",

@@ -101,6 +101,9 @@ class CollectionHandler(HubHandler):
         query = self.query()
         self.hub.core.check_read(self.resource_name, self.principal, query.filter_value)
         records, total = self.hub.store.find(self.resource_name, query)
+        self.send_page(query, records, total)
+
+    def send_page(self, query: Query, records: list[dict[str, Any]], total: int) -> None:
         meta = {
             "total": total,
             "limit": query.limit,
@@ -110,8 +113,10 @@ class CollectionHandler(HubHandler):
         self.send(200, [self.render(self.resource_name, r, query) for r in records], meta)
 
     def post(self) -> None:
-        record = self.hub.core.create(self.resource_name, self.principal, self.json_body())
-        self.send(self.created_status, self.render(self.resource_name, record))
+        self.send(self.created_status, self.render(self.resource_name, self.create()))
+
+    def create(self) -> dict[str, Any]:
+        return self.hub.core.create(self.resource_name, self.principal, self.json_body())
 
 
 class ItemHandler(HubHandler):
