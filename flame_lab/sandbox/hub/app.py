@@ -21,14 +21,19 @@ from tornado.netutil import bind_sockets
 from tornado.web import Application
 
 from flame_lab.sandbox.hub.auth import Auth, Principal
+from flame_lab.sandbox.hub.bells import Bells
 from flame_lab.sandbox.hub.handlers.base import (
     CollectionHandler,
     ItemHandler,
     NotFoundHandler,
     RootHandler,
 )
-from flame_lab.sandbox.hub.handlers.core import AnalysisCommandHandler, LogCollectionHandler
-from flame_lab.sandbox.hub.handlers.messenger import InboxBells, MessageCollectionHandler
+from flame_lab.sandbox.hub.handlers.core import (
+    AnalysisCommandHandler,
+    LogCollectionHandler,
+    NodeChangesHandler,
+)
+from flame_lab.sandbox.hub.handlers.messenger import MessageCollectionHandler
 from flame_lab.sandbox.hub.handlers.oauth import (
     AuthorizeHandler,
     DiscoveryHandler,
@@ -49,6 +54,8 @@ UPLOAD_LIMIT = 64 * 1024 * 1024
 # A node counts as online while it made a request within this many seconds (agents poll).
 ONLINE_SECONDS = 15.0
 _ID = r"([^/]+)"
+# The fields of an analysis whose change a node agent acts on (review, start, stop).
+AGENT_FIELDS = frozenset({"configurationLocked", "distributionStatus"})
 
 
 class Hub:
@@ -68,7 +75,10 @@ class Hub:
         self.upload_limit = upload_limit
         self.bucket_delay = bucket_delay
         self.last_seen: dict[str, float] = {}  # node id -> time.monotonic() of its last request
-        self.inbox_bells = InboxBells()
+        self.inbox_bells = Bells()  # node id -> rung when a message for it is stored
+        self.node_bells = Bells()  # node id -> rung when one of its analyses changes for it
+        store.on_write = self._written
+        store.on_delete = self._deleting
 
     def seen(self, node_id: str) -> None:
         """A node's client made a request: it counts as online for ONLINE_SECONDS."""
@@ -77,6 +87,23 @@ class Hub:
     def online(self, node_id: str) -> bool:
         seen = self.last_seen.get(node_id)
         return seen is not None and time.monotonic() - seen < ONLINE_SECONDS
+
+    def _written(self, name: str, record: dict[str, Any], changed: frozenset[str] | None) -> None:
+        if name == "analysis-nodes":
+            self.node_bells.ring(record["nodeId"])
+        elif name == "analyses" and changed is not None and changed & AGENT_FIELDS:
+            self._ring_members(record["id"])
+
+    def _deleting(self, name: str, equal: dict[str, Any]) -> None:
+        if name == "analyses" and "id" in equal:
+            self._ring_members(equal["id"])
+        elif name == "analysis-nodes":
+            for link in self.store.select("analysis-nodes", **equal):
+                self.node_bells.ring(link["nodeId"])
+
+    def _ring_members(self, analysis_id: str) -> None:
+        for link in self.store.select("analysis-nodes", analysisId=analysis_id):
+            self.node_bells.ring(link["nodeId"])
 
     def _defer(self, callback: Callable[[], None]) -> None:
         IOLoop.current().call_later(self.bucket_delay, callback)
@@ -145,6 +172,7 @@ def routes(hub: Hub) -> list[tuple[str, type, dict[str, Any]]]:
         (r"/auth/users/@me", MeHandler, {}),
         (r"/auth/\.well-known/openid-configuration", DiscoveryHandler, {}),
         (rf"/core/analyses/{_ID}/command", AnalysisCommandHandler, {}),
+        (rf"/core/nodes/{_ID}/changes", NodeChangesHandler, {}),
         (rf"/storage/buckets/{_ID}/upload", UploadHandler, {}),
         (rf"/storage/buckets/{_ID}/stream", BucketStreamHandler, {}),
         (rf"/storage/bucket-files/{_ID}/stream", FileStreamHandler, {}),

@@ -13,7 +13,7 @@ import os
 import sqlite3
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -56,6 +56,10 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._depth = 0
+        # told of every write: (resource, record, changed fields or None when created), and of
+        # every delete before it happens: (resource, filter); the hub rings its bells from these
+        self.on_write: Callable[[str, dict[str, Any], frozenset[str] | None], None] | None = None
+        self.on_delete: Callable[[str, dict[str, Any]], None] | None = None
         migrate(self._db)
 
     def close(self) -> None:
@@ -136,6 +140,8 @@ class Store:
                 f"INSERT INTO {resource.table} ({cols}) VALUES ({marks})",
                 list(row.values()),
             )
+        if self.on_write is not None:
+            self.on_write(name, full, None)
         return full
 
     def get(self, name: str, record_id: str | None) -> dict[str, Any] | None:
@@ -185,12 +191,17 @@ class Store:
                 f'UPDATE {resource.table} SET {sets} WHERE "id" = ?',
                 [*row.values(), record_id],
             )
-        return self.require(name, record_id)
+        record = self.require(name, record_id)
+        if self.on_write is not None:
+            self.on_write(name, record, frozenset(changes))
+        return record
 
     def delete(self, name: str, /, **equal: Any) -> int:
         resource = RESOURCES[name]
         self._columns(resource, equal)
         where = " AND ".join(f'"{k}" = ?' for k in equal)
+        if self.on_delete is not None:
+            self.on_delete(name, equal)
         with self.transaction():
             cur = self._db.execute(
                 f"DELETE FROM {resource.table} WHERE {where}",

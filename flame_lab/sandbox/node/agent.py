@@ -43,6 +43,11 @@ from flame_lab.star.runtime import FinalSubmission
 
 log = logging.getLogger(__name__)
 
+# Between looks at the hub an agent waits on the hub's change feed for its analyses (answered
+# at once when something changed), at most CHANGE_WAIT_SECONDS; ticks are MIN_TICK_SECONDS
+# apart at the closest. POLL_SECONDS is the sleep instead, against a hub without the feed.
+CHANGE_WAIT_SECONDS = 2.0
+MIN_TICK_SECONDS = 0.05
 POLL_SECONDS = 0.2
 WATCH_SECONDS = 1.0
 # The hub calls a node offline after 15 s without a request; a peer must also stay offline for
@@ -156,19 +161,41 @@ class NodeAgent:
     def run_forever(self, stop: threading.Event | None = None) -> None:
         stop = stop or threading.Event()
         self.node_log_startup()
+        version: int | None = None
         while not stop.is_set():
+            ticked = time.monotonic()
             try:
                 self.tick()
                 if not self.folder.ready.exists():
                     self.folder.ready.write_text(str(os.getpid()))
             except FlameLabError as exc:
                 log.warning("%s: %s", self.name, exc.message)
-            stop.wait(POLL_SECONDS)
+            stop.wait(max(0.0, ticked + MIN_TICK_SECONDS - time.monotonic()))
+            if not stop.is_set():
+                version = self.wait_for_change(version, stop)
         for run in list(self.runs.values()):
             run.reason = "the node agent shut down"
             run.stop.set()
         for run in list(self.runs.values()):
             run.thread.join(timeout=15)
+
+    def wait_for_change(self, version: int | None, stop: threading.Event) -> int | None:
+        """Until the hub reports a change to this node's analyses after ``version`` (at most
+        CHANGE_WAIT_SECONDS); the hub's new version. Without the hub's feed: sleep, then poll."""
+        params = {"wait": f"{CHANGE_WAIT_SECONDS:g}"}
+        if version is not None:
+            params["after"] = str(version)
+        try:
+            with hub_errors("wait for changes to this node's analyses"):
+                response = self.clients.core_http.get(
+                    f"nodes/{self.node_id}/changes", params=params
+                )
+            if response.status_code == 200:
+                return int(response.json()["data"]["version"])
+        except (FlameLabError, ValueError, KeyError, TypeError):
+            pass
+        stop.wait(POLL_SECONDS)
+        return version
 
     def node_log_startup(self) -> None:
         log.info("node %s (%s) serving %s", self.name, self.type, self.clients.endpoints)

@@ -2,66 +2,20 @@
 
 ``GET /core/analysis-messages?...&wait=S`` (a sandbox extension) answers at once when the
 inbox has messages, else when one arrives for the node or after S seconds (at most
-MAX_WAIT_SECONDS), with whatever the query then finds. ``POST`` takes one message or a list
+bells.MAX_WAIT_SECONDS), with whatever the query then finds. ``POST`` takes one message or a list
 (a broadcast: one copy per receiver, each sealed to it), stored all together or not at all.
 """
 
 from __future__ import annotations
 
-import datetime
 import time
 
-from tornado.locks import Condition
-
+from flame_lab.sandbox.hub.bells import wait_seconds
 from flame_lab.sandbox.hub.handlers.base import CollectionHandler
 from flame_lab.sandbox.hub.wire import ApiError
 
-# Below the hub's ONLINE_SECONDS, so a node that waits keeps counting as online.
-MAX_WAIT_SECONDS = 5.0
 # One POST may carry a message's sealed copies for this many receivers (a node's broadcast).
 MAX_BATCH = 1024
-
-
-class InboxBells:
-    """One condition per receiving node, rung when a message for it is stored."""
-
-    def __init__(self) -> None:
-        self._bells: dict[str, Condition] = {}
-        self._waiting: dict[str, int] = {}
-
-    def ring(self, node_id: str) -> None:
-        bell = self._bells.pop(node_id, None)
-        if bell is not None:
-            bell.notify_all()
-
-    async def wait(self, node_id: str, seconds: float) -> None:
-        bell = self._bells.setdefault(node_id, Condition())
-        self._waiting[node_id] = self._waiting.get(node_id, 0) + 1
-        try:
-            await bell.wait(timeout=datetime.timedelta(seconds=seconds))
-        finally:
-            self._waiting[node_id] -= 1
-
-    def waiting(self, node_id: str) -> int:
-        """How many requests wait for this node's next message (tests, diagnostics)."""
-        return self._waiting.get(node_id, 0)
-
-
-def wait_seconds(raw: list[bytes] | None) -> float:
-    """The ``wait`` argument: seconds to hold an empty answer, 0 when absent."""
-    if not raw:
-        return 0.0
-    try:
-        value = float(raw[-1].decode("ascii"))
-    except (UnicodeDecodeError, ValueError):
-        value = -1.0
-    if not 0 <= value <= MAX_WAIT_SECONDS:  # also refuses nan
-        raise ApiError(
-            400,
-            f"wait must be a number of seconds from 0 to {MAX_WAIT_SECONDS:g}",
-            code="invalid_field",
-        )
-    return value
 
 
 class MessageCollectionHandler(CollectionHandler):

@@ -1,0 +1,100 @@
+"""The node agents' change feed: a wait ends when one of the node's analyses changes for it."""
+
+from __future__ import annotations
+
+import threading
+
+import httpx2
+import pytest
+
+from tests.sandbox.hub.conftest import Sandbox, approve_all, ready_analysis, wait_for
+from tests.sandbox.hub.test_messages import node_http
+
+
+def changes(http: httpx2.Client, node_id: str, **params: str) -> httpx2.Response:
+    return http.get(f"/nodes/{node_id}/changes", params=params, timeout=30)
+
+
+def version_now(http: httpx2.Client, node_id: str) -> int:
+    return changes(http, node_id).json()["data"]["version"]
+
+
+def wait_in_background(
+    http: httpx2.Client, node_id: str, after: int
+) -> tuple[threading.Thread, list]:
+    answers: list[httpx2.Response] = []
+    thread = threading.Thread(
+        target=lambda: answers.append(changes(http, node_id, after=str(after), wait="5"))
+    )
+    thread.start()
+    return thread, answers
+
+
+def test_a_new_analysis_wakes_its_nodes_waiting_for_changes(sandbox: Sandbox) -> None:
+    koeln = sandbox.node_id("uk-koeln")
+    with node_http(sandbox, "uk-koeln") as http:
+        before = version_now(http, koeln)
+        thread, answers = wait_in_background(http, koeln, before)
+        wait_for(lambda: sandbox.hub.node_bells.waiting(koeln), "the agent's wait")
+        ready_analysis(sandbox, "wakes", lock=False)  # adds every node of the project
+        thread.join(10)
+    assert not thread.is_alive() and answers[0].json()["data"]["version"] > before
+
+
+def test_the_lock_and_the_distribution_ring_and_other_edits_do_not(sandbox: Sandbox) -> None:
+    aachen = sandbox.node_id("uk-aachen")
+    analysis = ready_analysis(sandbox, "lock", lock=False)
+    with node_http(sandbox, "uk-aachen") as http:
+        before = version_now(http, aachen)
+        sandbox.core.update_analysis(analysis.id, name="renamed while configuring")
+        assert version_now(http, aachen) == before
+        sandbox.core.send_analysis_command(analysis.id, "configurationLock")
+        locked = version_now(http, aachen)
+        approve_all(sandbox, analysis.id)
+        approved = version_now(http, aachen)
+        sandbox.core.send_analysis_command(analysis.id, "buildStart")
+        sandbox.core.send_analysis_command(analysis.id, "distributionStart")
+        distributed = version_now(http, aachen)
+    assert before < locked < approved < distributed
+
+
+def test_an_answer_comes_at_once_when_the_version_moved_on(sandbox: Sandbox) -> None:
+    aggregator = sandbox.node_id("aggregator")
+    with node_http(sandbox, "aggregator") as http:
+        now = version_now(http, aggregator)
+        behind = changes(http, aggregator, after=str(max(now - 1, 0)) if now else "7", wait="5")
+    assert behind.json()["data"]["version"] == now
+    assert sandbox.hub.node_bells.waiting(aggregator) == 0
+
+
+def test_a_quiet_wait_ends_with_the_same_version(sandbox: Sandbox) -> None:
+    koeln = sandbox.node_id("uk-koeln")
+    with node_http(sandbox, "uk-koeln") as http:
+        now = version_now(http, koeln)
+        quiet = changes(http, koeln, after=str(now), wait="0.1")
+    assert quiet.status_code == 200 and quiet.json()["data"]["version"] == now
+
+
+def test_only_the_node_itself_follows_its_changes(sandbox: Sandbox) -> None:
+    koeln = sandbox.node_id("uk-koeln")
+    with node_http(sandbox, "uk-aachen") as other:
+        assert changes(other, koeln, wait="5").status_code == 403
+    sandbox.core.get_master_images()
+    token = sandbox.core._client.auth._current_token.access_token
+    with httpx2.Client(
+        base_url=f"{sandbox.url}/core", headers={"Authorization": f"Bearer {token}"}
+    ) as researcher:
+        assert changes(researcher, koeln).status_code == 403
+    with httpx2.Client(base_url=f"{sandbox.url}/core") as anonymous:
+        assert changes(anonymous, koeln).status_code == 401
+    assert sandbox.hub.node_bells.waiting(koeln) == 0
+
+
+@pytest.mark.parametrize(
+    "params", [{"after": "-1"}, {"after": "v2"}, {"wait": "6"}, {"since": "1"}]
+)
+def test_bad_arguments_are_refused_with_their_name(sandbox: Sandbox, params: dict) -> None:
+    koeln = sandbox.node_id("uk-koeln")
+    with node_http(sandbox, "uk-koeln") as http:
+        r = changes(http, koeln, **params)
+    assert r.status_code == 400 and next(iter(params)) in r.json()["message"]
