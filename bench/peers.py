@@ -294,11 +294,14 @@ def per_round(outcomes: list[Outcome], rounds: int, compute_s: float) -> list[di
 
 
 def startup_costs(runs: int = 5) -> dict[str, float]:
-    """What starting one analysis process costs: two interpreters (confine, then bootstrap)."""
+    """What starting one analysis process costs: one interpreter that confines itself, then
+    imports the bootstrap (and whatever the analysis imports, numpy here)."""
     probes = {
         "python -c pass": "pass",
         "import flame_lab.sandbox.node.confine": "import flame_lab.sandbox.node.confine",
-        "import flame_lab.sandbox.node.bootstrap": "import flame_lab.sandbox.node.bootstrap",
+        "import confine, then bootstrap (one interpreter per run)": (
+            "import flame_lab.sandbox.node.confine, flame_lab.sandbox.node.bootstrap"
+        ),
         "import numpy": "import numpy",
     }
     found = {}
@@ -327,7 +330,11 @@ def polling_constants() -> dict[str, str]:
         return f"{Path(module.__file__).relative_to(HERE.parent)}:{max(start, 1) + number}"
 
     return {
-        f"node agent polls the hub every {agent.POLL_SECONDS} s": where(agent, "POLL_SECONDS"),
+        f"node agents wait on the hub's change feed for their analyses (answered at once on a "
+        f"change, else after {agent.CHANGE_WAIT_SECONDS} s), ticks at least "
+        f"{agent.MIN_TICK_SECONDS} s apart": where(agent, "CHANGE_WAIT_SECONDS"),
+        f"a running node watches its peers every {agent.WATCH_SECONDS} s, or every nodes / "
+        f"{agent.WATCHES_PER_SECOND:g} s in larger runs": where(agent, "WATCH_SECONDS"),
         f"node messages are long-polled (a read waits at the hub up to {messenger.WAIT_SECONDS} s)"
         f" and arrive as they are stored": where(messenger, "WAIT_SECONDS"),
         f"Analysis.wait() asks the hub every {wait} s": "flame_lab/federation.py (Analysis.wait)",

@@ -58,6 +58,8 @@ LOG_LEVELS = ("emerg", "alert", "crit", "error", "warn", "notice", "info", "debu
 IN_PROGRESS = ("starting", "started", "executing")
 TERMINAL = frozenset({"executed", "failed", "rejected", "cancelled"})
 BUCKET_WAIT_SECONDS = 30.0
+# Analysis.wait() holds one request this long at most on a hub with a change feed (sandbox).
+CHANGE_WAIT_SECONDS = 2.0
 
 _identities: dict[Path, Identity] = {}
 
@@ -285,6 +287,8 @@ class Federation:
         self.project_id: str | None = None
         self.node_keys: dict[str, NodePublicIdentity] = {}
         self._node_cache: dict[str, NodeInfo] = {}
+        # the sandbox hub's change feed; turned off at the first 404 (a hub without it)
+        self.change_feed = True
 
     def __repr__(self) -> str:
         return f"Federation({self.name!r}, {self.hub_url!r})"
@@ -636,9 +640,13 @@ class Analysis:
     ) -> AnalysisStatus:
         """Until executed (returned) or failed, rejected, cancelled (raised with the reason)."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        last = None
+        last, version = None, None
         while True:
+            looked = time.monotonic()
             current = self.status()
+            # between looks at least as long as a look takes: a large federation's many
+            # changes must not keep the researcher's machine and the hub busy looking
+            spent = time.monotonic() - looked
             if on_change and current != last:
                 on_change(current)
             last = current
@@ -649,11 +657,35 @@ class Analysis:
                     f"analysis {self.id} is still {current.overall} after {timeout:.0f} s",
                     hint="It goes on running; wait again, or watch it with `%flame watch ID`.",
                 )
-            time.sleep(interval)
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            version = self._next_change(version, interval, left)
+            time.sleep(max(0.0, looked + 2 * spent - time.monotonic()))
         if current.overall != "executed":
             where = f" at {current.failure[0]}: {current.failure[1]}" if current.failure else ""
             raise AnalysisFailed(f"analysis {self.id} {current.overall}{where}")
         return current
+
+    def _next_change(self, version: int | None, interval: float, left: float | None) -> int | None:
+        """Wait on the hub's change feed of this analysis (a sandbox hub has one: the answer
+        comes as soon as something changed); other hubs: sleep ``interval``."""
+        if self.federation.change_feed:
+            wait = CHANGE_WAIT_SECONDS if left is None else min(CHANGE_WAIT_SECONDS, left)
+            params = {"wait": f"{wait:.3f}"}
+            if version is not None:
+                params["after"] = str(version)
+            try:
+                with self._call(f"wait for changes of analysis {self.id}"):
+                    response = self.federation.clients.core_http.get(
+                        f"analyses/{self.id}/changes", params=params
+                    )
+                if response.status_code == 200:
+                    return int(response.json()["data"]["version"])
+                if response.status_code == 404:
+                    self.federation.change_feed = False  # a hub without the sandbox's feed
+            except (FlameLabError, ValueError, KeyError, TypeError):
+                pass
+        time.sleep(interval)
+        return version
 
     # -- logs ---------------------------------------------------------------------------------
     def logs(self, node: str | None = None, level: str | None = None) -> list[LogLine]:

@@ -15,6 +15,7 @@ import signal
 import time
 from pathlib import Path
 
+import httpx2
 import numpy as np
 import pytest
 
@@ -136,7 +137,7 @@ def test_the_sandbox_offers_data_nodes_and_an_aggregator(fed):
     nodes = fed.nodes()
     assert [n.type for n in nodes].count("aggregator") == 1
     assert len([n for n in nodes if n.type == "default"]) == 2
-    assert all(n.online for n in nodes), "every node agent polls the hub"
+    assert all(n.online for n in nodes), "every node agent keeps asking the hub for changes"
 
 
 def test_a_federated_mean_equals_the_pooled_mean(fed):
@@ -147,6 +148,32 @@ def test_a_federated_mean_equals_the_pooled_mean(fed):
     assert result["n"] == len(pooled)
     assert result["mean_age"] == pytest.approx(sum(pooled) / len(pooled), rel=1e-12)
     assert run.status().overall == "executed"
+
+
+def test_waiting_follows_the_sandboxs_change_feed(fed, monkeypatch):
+    asked: list[str] = []
+    get = fed.clients.core_http.get
+    monkeypatch.setattr(
+        fed.clients.core_http, "get", lambda url, **kw: asked.append(str(url)) or get(url, **kw)
+    )
+    run = fed.submit(_draft("mean_age.py"), name="followed")
+    assert run.wait(timeout=WAIT).overall == "executed"
+    assert f"analyses/{run.id}/changes" in asked and fed.change_feed
+
+
+def test_against_a_hub_without_a_change_feed_waiting_polls(fed, monkeypatch):
+    get = fed.clients.core_http.get
+
+    def no_feed(url, **kw):
+        if str(url).endswith("/changes"):
+            return httpx2.Response(404, json={"statusCode": 404, "message": "no route"})
+        return get(url, **kw)
+
+    monkeypatch.setattr(fed.clients.core_http, "get", no_feed)
+    run = fed.submit(_draft("mean_age.py"), name="polled")
+    assert run.wait(timeout=WAIT).overall == "executed"
+    assert not fed.change_feed
+    assert run.result()["n"] > 0
 
 
 def test_every_nodes_logs_arrive_merged_in_one_place(fed):

@@ -251,10 +251,11 @@ def wait_for_agents(home: Path, timeout: float) -> None:
 
 
 def stop_agents(home: Path) -> None:
-    for folder in _node_folders(home):
-        pid = agent_pid(folder)
-        if pid is not None:
-            stop_pid(pid)
+    """All agents at once: each may take a moment (it answers the signal after its current
+    request to the hub), and a hundred of them one after another would add up."""
+    folders = _node_folders(home)
+    stop_pids([pid for pid in map(agent_pid, folders) if pid is not None])
+    for folder in folders:
         for path in (folder.pid, folder.ready):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
@@ -342,20 +343,35 @@ def _wait_for_starting_hub(home: Path, timeout: float) -> None:
 
 def stop_pid(pid: int, timeout: float = 10.0) -> None:
     """SIGTERM, wait, then SIGKILL: the hub commits before answering, so both are safe."""
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
+    stop_pids([pid], timeout)
+
+
+def stop_pids(pids: list[int], timeout: float = 10.0) -> None:
+    """SIGTERM to each, wait for all together, then SIGKILL whoever is left."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    left = set(pids)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError):
-            if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                return
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
+    while left and time.monotonic() < deadline:
+        left = {pid for pid in left if _running(pid)}
+        if left:
+            time.sleep(0.05)
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _running(pid: int) -> bool:
+    """Not exited yet (a child of ours that exited is reaped here)."""
+    with contextlib.suppress(ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def down(home: Path | str | None = None) -> bool:

@@ -29,6 +29,7 @@ from flame_lab.sandbox.hub.handlers.base import (
     RootHandler,
 )
 from flame_lab.sandbox.hub.handlers.core import (
+    AnalysisChangesHandler,
     AnalysisCommandHandler,
     LogCollectionHandler,
     NodeChangesHandler,
@@ -77,6 +78,7 @@ class Hub:
         self.last_seen: dict[str, float] = {}  # node id -> time.monotonic() of its last request
         self.inbox_bells = Bells()  # node id -> rung when a message for it is stored
         self.node_bells = Bells()  # node id -> rung when one of its analyses changes for it
+        self.analysis_bells = Bells()  # analysis id -> rung when it or one of its nodes changes
         store.on_write = self._written
         store.on_delete = self._deleting
 
@@ -91,15 +93,20 @@ class Hub:
     def _written(self, name: str, record: dict[str, Any], changed: frozenset[str] | None) -> None:
         if name == "analysis-nodes":
             self.node_bells.ring(record["nodeId"])
-        elif name == "analyses" and changed is not None and changed & AGENT_FIELDS:
-            self._ring_members(record["id"])
+            self.analysis_bells.ring(record["analysisId"])
+        elif name == "analyses":
+            self.analysis_bells.ring(record["id"])
+            if changed is not None and changed & AGENT_FIELDS:
+                self._ring_members(record["id"])
 
     def _deleting(self, name: str, equal: dict[str, Any]) -> None:
         if name == "analyses" and "id" in equal:
+            self.analysis_bells.ring(equal["id"])
             self._ring_members(equal["id"])
         elif name == "analysis-nodes":
             for link in self.store.select("analysis-nodes", **equal):
                 self.node_bells.ring(link["nodeId"])
+                self.analysis_bells.ring(link["analysisId"])
 
     def _ring_members(self, analysis_id: str) -> None:
         for link in self.store.select("analysis-nodes", analysisId=analysis_id):
@@ -173,6 +180,7 @@ def routes(hub: Hub) -> list[tuple[str, type, dict[str, Any]]]:
         (r"/auth/\.well-known/openid-configuration", DiscoveryHandler, {}),
         (rf"/core/analyses/{_ID}/command", AnalysisCommandHandler, {}),
         (rf"/core/nodes/{_ID}/changes", NodeChangesHandler, {}),
+        (rf"/core/analyses/{_ID}/changes", AnalysisChangesHandler, {}),
         (rf"/storage/buckets/{_ID}/upload", UploadHandler, {}),
         (rf"/storage/buckets/{_ID}/stream", BucketStreamHandler, {}),
         (rf"/storage/bucket-files/{_ID}/stream", FileStreamHandler, {}),

@@ -50,6 +50,7 @@ CHANGE_WAIT_SECONDS = 2.0
 MIN_TICK_SECONDS = 0.05
 POLL_SECONDS = 0.2
 WATCH_SECONDS = 1.0
+WATCHES_PER_SECOND = 25.0  # a run's agents together look at most this often (above 25 nodes)
 # The hub calls a node offline after 15 s without a request; a peer must also stay offline for
 # this long before a run is stopped, as a loaded hub (50 agents on 2 cores) can lag behind.
 OFFLINE_GRACE_SECONDS = 5.0
@@ -423,14 +424,19 @@ class NodeAgent:
         """Stop the run when the analysis is cancelled, another node failed, or went offline
         (offline for OFFLINE_GRACE_SECONDS on end: a busy hub or machine delays polls)."""
         offline_since: dict[str, float] = {}
-        while not run.stop.wait(WATCH_SECONDS):
+        # every agent of a run watches: keep the hub's load from it flat as federations grow
+        period = max(WATCH_SECONDS, len(participants) / WATCHES_PER_SECOND)
+        while not run.stop.wait(period):
             try:
                 with hub_errors("watch the analysis"):
                     analysis = self.core.get_analysis(analysis_id)
                     links = every(
                         self.core.find_analysis_nodes, filter={"analysis_id": analysis_id}
                     )
-                    nodes = {str(n.id): n for n in every(self.core.get_nodes)}
+                    # the hub includes each link's node (with its online flag)
+                    nodes = {str(n.node.id): n.node for n in links if n.node is not None}
+                    if len(nodes) < len(links):
+                        nodes = {str(n.id): n for n in every(self.core.get_nodes)}
             except FlameLabError:
                 continue
             reason = ""

@@ -1,8 +1,10 @@
-"""Start an analysis process confined as far as this machine allows, then exec it.
+"""Start an analysis process confined as far as this machine allows, then run it.
 
-Run as ``python -m flame_lab.sandbox.node.confine [options] -- argv...``: a wrapper rather than
-a ``preexec_fn`` because the node agent is multi-threaded. What was applied is printed as one
-JSON line on stderr before the exec, so the node can log it.
+Run as ``python -u -P -m flame_lab.sandbox.node.confine [options] --analysis ENTRY.py`` (the
+analysis runs in this same interpreter, through the bootstrap: one interpreter start per
+run) or ``... -- argv...`` (exec'd): a wrapper rather than a ``preexec_fn`` because the node
+agent is multi-threaded. What was applied is printed as one JSON line on stderr before the
+analysis starts, so the node can log it.
 """
 
 from __future__ import annotations
@@ -147,17 +149,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--uid", type=int, default=NOBODY)
     parser.add_argument("--keep-user", action="store_true")
     parser.add_argument("--expose", action="append", default=[], help="a path the analysis needs")
+    parser.add_argument("--analysis", help="an entry file to run here through the bootstrap")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    if not command:
-        parser.error("no command to run")
-    needed = [sys.prefix, sys.base_prefix, os.path.dirname(command[0]), *sys.path, *args.expose]
+    if bool(command) == bool(args.analysis):
+        parser.error("no command to run" if not command else "give --analysis or a command")
+    program = sys.executable if args.analysis else command[0]
+    needed = [sys.prefix, sys.base_prefix, os.path.dirname(program), *sys.path, *args.expose]
     needed += os.environ.get("PYTHONPATH", "").split(os.pathsep)
     uid = None if args.keep_user else args.uid
     done = apply(args.cpu_seconds, args.memory_mb, uid, [p for p in needed if p])
     sys.stderr.write(MARKER + json.dumps(asdict(done)) + "\n")
     sys.stderr.flush()
+    if args.analysis:
+        # imported only now, as the unprivileged user, inside the namespaces and limits
+        from flame_lab.sandbox.node import bootstrap
+
+        bootstrap.main([args.analysis])
+        return
     os.execv(command[0], command)  # noqa: S606 - argv from the node agent, no shell
 
 

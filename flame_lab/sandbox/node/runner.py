@@ -1,7 +1,8 @@
 """Run one verified analysis in a confined subprocess and serve its runtime calls.
 
-:func:`run_analysis` starts ``confine -- python -m flame_lab.sandbox.node.bootstrap entry.py``
-with a clean environment and one inherited socket, answers the analysis's calls with a
+:func:`run_analysis` starts ``python -m flame_lab.sandbox.node.confine --analysis entry.py``
+(confined, then bootstrapped in the same interpreter) with a clean environment and one
+inherited socket, answers the analysis's calls with a
 :class:`~flame_lab.sandbox.node.service.NodeService`, streams its output lines, enforces the
 wall-clock limit and says plainly why a run failed (the analysis's own traceback, or the limit
 it hit).
@@ -139,6 +140,8 @@ def _command(spec: RunSpec) -> list[str]:
     limits = spec.limits
     return [
         sys.executable,
+        "-u",
+        "-P",  # no cwd on sys.path: the work folder cannot shadow flame_lab's modules
         "-m",
         "flame_lab.sandbox.node.confine",
         "--cpu-seconds",
@@ -149,12 +152,7 @@ def _command(spec: RunSpec) -> list[str]:
         str(Path(spec.code_dir).resolve()),
         "--expose",
         str(Path(spec.work_dir).resolve()),
-        "--",
-        sys.executable,
-        "-u",
-        "-P",  # no cwd on sys.path: the work folder cannot shadow flame_lab's modules
-        "-m",
-        "flame_lab.sandbox.node.bootstrap",
+        "--analysis",  # confined, then the bootstrap in the same interpreter
         str(spec.entry_path.resolve()),
     ]
 

@@ -98,3 +98,42 @@ def test_bad_arguments_are_refused_with_their_name(sandbox: Sandbox, params: dic
     with node_http(sandbox, "uk-koeln") as http:
         r = changes(http, koeln, **params)
     assert r.status_code == 400 and next(iter(params)) in r.json()["message"]
+
+
+def researcher_http(sandbox: Sandbox) -> httpx2.Client:
+    sandbox.core.get_master_images()
+    token = sandbox.core._client.auth._current_token.access_token
+    return httpx2.Client(
+        base_url=f"{sandbox.url}/core", headers={"Authorization": f"Bearer {token}"}
+    )
+
+
+def analysis_changes(http: httpx2.Client, analysis_id, **params: str) -> httpx2.Response:
+    return http.get(f"/analyses/{analysis_id}/changes", params=params, timeout=30)
+
+
+def test_the_researcher_hears_of_a_node_approving_while_waiting(sandbox: Sandbox) -> None:
+    analysis = ready_analysis(sandbox, "followed")
+    answers: list[httpx2.Response] = []
+    with researcher_http(sandbox) as http:
+        before = analysis_changes(http, analysis.id).json()["data"]["version"]
+        thread = threading.Thread(
+            target=lambda: answers.append(
+                analysis_changes(http, analysis.id, after=str(before), wait="5")
+            )
+        )
+        thread.start()
+        wait_for(lambda: sandbox.hub.analysis_bells.waiting(str(analysis.id)), "the wait")
+        approve_all(sandbox, analysis.id)
+        thread.join(10)
+    assert not thread.is_alive() and answers[0].json()["data"]["version"] > before
+
+
+def test_nodes_and_strangers_cannot_follow_an_analysis(sandbox: Sandbox) -> None:
+    analysis = ready_analysis(sandbox, "private")
+    with node_http(sandbox, "uk-koeln") as node:
+        assert analysis_changes(node, analysis.id).status_code == 403
+    with researcher_http(sandbox) as http:
+        missing = analysis_changes(http, "00000000-0000-4000-8000-000000000000", wait="5")
+    assert missing.status_code == 404
+    assert sandbox.hub.analysis_bells.waiting(str(analysis.id)) == 0

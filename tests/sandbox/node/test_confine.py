@@ -122,3 +122,33 @@ def test_only_exposed_paths_of_a_private_folder_stay_visible(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert (run / "out.txt").read_text() == "ok"
     assert proc.stdout.strip() == ("False" if IS_ROOT else "True")
+
+
+def test_an_analysis_runs_in_the_confined_interpreter_itself(tmp_path):
+    entry = tmp_path / "entry.py"
+    entry.write_text(
+        "import os, socket, sys\n"
+        "try:\n"
+        "    socket.create_connection(('1.1.1.1', 53), timeout=2)\n"
+        "    network = 'reachable'\n"
+        "except OSError:\n"
+        "    network = 'unreachable'\n"
+        "print(os.getuid(), network, sys.argv[0] == __file__, __name__)\n"
+    )
+    tmp_path.chmod(0o755)
+    entry.chmod(0o644)
+    argv = [sys.executable, "-u", "-P", "-m", "flame_lab.sandbox.node.confine"]
+    argv += ["--expose", str(tmp_path), "--analysis", str(entry)]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    uid, network, is_entry, name = proc.stdout.split()
+    assert (is_entry, name) == ("True", "__main__")
+    if IS_ROOT:
+        assert (int(uid), network) == (65534, "unreachable")
+    assert _report(proc)["user_dropped"] is IS_ROOT
+
+
+def test_a_wrapper_takes_an_analysis_or_a_command_not_both(tmp_path):
+    argv = [sys.executable, "-m", "flame_lab.sandbox.node.confine", "--analysis", "x.py"]
+    proc = subprocess.run([*argv, "--", "/bin/true"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "--analysis or a command" in proc.stderr

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 
-from flame_lab.sandbox.hub.bells import wait_seconds
+from flame_lab.sandbox.hub.bells import Bells, wait_seconds
 from flame_lab.sandbox.hub.handlers.base import CollectionHandler, HubHandler
 from flame_lab.sandbox.hub.lifecycle import forbidden
 from flame_lab.sandbox.hub.wire import ApiError
@@ -39,17 +39,23 @@ class LogCollectionHandler(CollectionHandler):
         self.send(202, None)
 
 
-class NodeChangesHandler(HubHandler):
-    """GET /nodes/:id/changes?after=V&wait=S -> {version} (a sandbox extension): answered when
-    the node's analyses changed since version V (a new analysis, a lock, an approval, the
-    distribution, a cancel), or after S seconds. A node agent waits here instead of polling."""
+class ChangesHandler(HubHandler):
+    """GET <thing>/:id/changes?after=V&wait=S -> {version} (a sandbox extension): answered when
+    the thing changed since version V, or after S seconds; clients wait here instead of
+    polling. A version of a restarted hub may be lower than V: that answers at once too."""
 
     _gone = False
 
+    def bells(self) -> Bells:
+        raise NotImplementedError
+
+    def check(self, record_id: str) -> None:
+        """Refuse a principal that may not follow this thing."""
+        raise NotImplementedError
+
     async def get(self, raw_id: str) -> None:
-        node_id = self.record_id(raw_id, "node")
-        if self.principal.node_id != node_id:
-            raise forbidden("a node may follow only its own changes")
+        record_id = self.record_id(raw_id, "record")
+        self.check(record_id)
         args = self.request.query_arguments
         unknown = set(args) - {"after", "wait"}
         if unknown:
@@ -60,16 +66,42 @@ class NodeChangesHandler(HubHandler):
             )
         wait = wait_seconds(args.get("wait"))
         after = _version(args.get("after"))
-        bells = self.hub.node_bells
+        bells = self.bells()
         deadline = time.monotonic() + wait
-        while bells.version(node_id) == after and (remaining := deadline - time.monotonic()) > 0:
-            await bells.wait(node_id, remaining)
+        while bells.version(record_id) == after and (left := deadline - time.monotonic()) > 0:
+            await bells.wait(record_id, left)
             if self._gone:
                 return
-        self.finish(json.dumps({"data": {"version": bells.version(node_id)}, "meta": {}}))
+        self.finish(json.dumps({"data": {"version": bells.version(record_id)}, "meta": {}}))
 
     def on_connection_close(self) -> None:
         self._gone = True
+
+
+class NodeChangesHandler(ChangesHandler):
+    """A node's analyses changed for it: a new one, a lock, its approval, the distribution, a
+    cancel. The node's agent waits here between its looks at the hub."""
+
+    def bells(self) -> Bells:
+        return self.hub.node_bells
+
+    def check(self, record_id: str) -> None:
+        if self.principal.node_id != record_id:
+            raise forbidden("a node may follow only its own changes")
+
+
+class AnalysisChangesHandler(ChangesHandler):
+    """An analysis or one of its nodes changed. Analysis.wait() waits here between looks."""
+
+    def bells(self) -> Bells:
+        return self.hub.analysis_bells
+
+    def check(self, record_id: str) -> None:
+        analysis = self.hub.store.require("analyses", record_id, "analysis")
+        if not self.principal.is_user:
+            raise forbidden("only users follow an analysis's changes")
+        if analysis["realmId"] != self.principal.realm_id:
+            raise forbidden("the analysis belongs to another realm")
 
 
 def _version(raw: list[bytes] | None) -> int | None:
