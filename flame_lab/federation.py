@@ -644,9 +644,9 @@ class Analysis:
         while True:
             looked = time.monotonic()
             current = self.status()
-            # between looks at least as long as a look takes: a large federation's many
-            # changes must not keep the researcher's machine and the hub busy looking
-            spent = time.monotonic() - looked
+            # a pause after each look, as long as the look took (at most ``interval``): a
+            # large federation's many changes must not keep the machine and the hub busy
+            pause = min(time.monotonic() - looked, interval)
             if on_change and current != last:
                 on_change(current)
             last = current
@@ -658,8 +658,9 @@ class Analysis:
                     hint="It goes on running; wait again, or watch it with `%flame watch ID`.",
                 )
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            done_looking = time.monotonic()
             version = self._next_change(version, interval, left)
-            time.sleep(max(0.0, looked + 2 * spent - time.monotonic()))
+            time.sleep(max(0.0, done_looking + pause - time.monotonic()))
         if current.overall != "executed":
             where = f" at {current.failure[0]}: {current.failure[1]}" if current.failure else ""
             raise AnalysisFailed(f"analysis {self.id} {current.overall}{where}")

@@ -55,17 +55,14 @@ def classify(frames: list[str]) -> str | None:
     if not mine:
         return None
     funcs = {func for func, _ in mine}
-    leaf_func, leaf_file, _ = parsed[-1]
     if "seal_message" in {func for func, _, _ in parsed}:
         return "sealing messages (ECDH + AES-GCM)"
     if "_accept" in funcs:
         return "opening messages (ECDH + AES-GCM)"
     if "_fetch" in funcs:
-        return "asking the hub for messages (HTTP GET)"
-    if "send" in funcs:
-        return "posting messages to the hub (HTTP POST)"
-    if leaf_func == "receive" and leaf_file.endswith(MESSENGER):
-        return "sleeping between message polls (time.sleep)"
+        return "waiting for messages at the hub (long-polled HTTP GET)"
+    if "_post" in funcs or "send" in funcs:
+        return "posting messages to the hub (HTTP POST, one per broadcast)"
     return "other message handling"
 
 

@@ -55,8 +55,10 @@ UPLOAD_LIMIT = 64 * 1024 * 1024
 # A node counts as online while it made a request within this many seconds (agents poll).
 ONLINE_SECONDS = 15.0
 _ID = r"([^/]+)"
-# The fields of an analysis whose change a node agent acts on (review, start, stop).
+# The fields of an analysis, and of a node's link to it, whose change a node agent acts on
+# (review, start); its own progress reports need not wake it.
 AGENT_FIELDS = frozenset({"configurationLocked", "distributionStatus"})
+AGENT_LINK_FIELDS = frozenset({"approvalStatus"})
 
 
 class Hub:
@@ -92,7 +94,8 @@ class Hub:
 
     def _written(self, name: str, record: dict[str, Any], changed: frozenset[str] | None) -> None:
         if name == "analysis-nodes":
-            self.node_bells.ring(record["nodeId"])
+            if changed is None or changed & AGENT_LINK_FIELDS:
+                self.node_bells.ring(record["nodeId"])
             self.analysis_bells.ring(record["analysisId"])
         elif name == "analyses":
             self.analysis_bells.ring(record["id"])

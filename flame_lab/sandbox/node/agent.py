@@ -50,7 +50,7 @@ CHANGE_WAIT_SECONDS = 2.0
 MIN_TICK_SECONDS = 0.05
 POLL_SECONDS = 0.2
 WATCH_SECONDS = 1.0
-WATCHES_PER_SECOND = 25.0  # a run's agents together look at most this often (above 25 nodes)
+WATCHES_PER_SECOND = 10.0  # a run's agents together look at most this often (above 10 nodes)
 # The hub calls a node offline after 15 s without a request; a peer must also stay offline for
 # this long before a run is stopped, as a loaded hub (50 agents on 2 cores) can lag behind.
 OFFLINE_GRACE_SECONDS = 5.0

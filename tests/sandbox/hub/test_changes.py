@@ -55,7 +55,15 @@ def test_the_lock_and_the_distribution_ring_and_other_edits_do_not(sandbox: Sand
         sandbox.core.send_analysis_command(analysis.id, "buildStart")
         sandbox.core.send_analysis_command(analysis.id, "distributionStart")
         distributed = version_now(http, aachen)
+        mine = sandbox.nodes["uk-aachen"].core.find_analysis_nodes(
+            filter={"analysis_id": analysis.id, "node_id": aachen}
+        )[0]
+        sandbox.nodes["uk-aachen"].core.update_analysis_node(
+            mine.id, execution_status="started", execution_progress=10
+        )
+        reported = version_now(http, aachen)
     assert before < locked < approved < distributed
+    assert reported == distributed, "a node's own progress report does not wake it"
 
 
 def test_an_answer_comes_at_once_when_the_version_moved_on(sandbox: Sandbox) -> None:
