@@ -322,7 +322,7 @@ def polling_constants() -> dict[str, str]:
     from flame_lab import federation
     from flame_lab.sandbox.node import agent, messenger
 
-    wait = inspect.signature(federation.Analysis.wait).parameters["interval"].default
+    interval = inspect.signature(federation.Analysis.wait).parameters["interval"].default
 
     def where(module: Any, name: str) -> str:
         lines, start = inspect.getsourcelines(module)
@@ -337,7 +337,11 @@ def polling_constants() -> dict[str, str]:
         f"{agent.WATCHES_PER_SECOND:g} s in larger runs": where(agent, "WATCH_SECONDS"),
         f"node messages are long-polled (a read waits at the hub up to {messenger.WAIT_SECONDS} s)"
         f" and arrive as they are stored": where(messenger, "WAIT_SECONDS"),
-        f"Analysis.wait() asks the hub every {wait} s": "flame_lab/federation.py (Analysis.wait)",
+        f"Analysis.wait() waits on the hub's change feed of the analysis (at most "
+        f"{federation.CHANGE_WAIT_SECONDS} s a request), pausing after each look as long as the "
+        f"look took, at most {interval} s; on hubs without the feed it asks every {interval} s": (
+            where(federation, "CHANGE_WAIT_SECONDS")
+        ),
     }
 
 
@@ -405,6 +409,20 @@ def median_of(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def sources_sentence(sources: list[str]) -> str:
+    if len(sources) == 1:
+        return (
+            "These figures come from one invocation that measured everything one after the "
+            "other; the report was written again from its JSON (`--report-from`) to add notes."
+        )
+    return (
+        f"These figures come from {len(sources)} invocations (comparison, reruns, scale rows, "
+        "profile), some run at the same time to fit a session's time, merged with "
+        "`--report-from` (a later invocation's measurement of a system replaces an earlier "
+        "one); a plain `--write-results` measures everything one after the other."
+    )
+
+
 def report(results: dict[str, Any]) -> str:
     m = results["machine"]
     out = [
@@ -414,19 +432,7 @@ def report(results: dict[str, Any]) -> str:
         f"on {results['date']} ({results['runs']} timed runs per figure after one warm-up; "
         "ratios are medians of the same invocation: above 1x means flame_lab is faster).",
         "",
-        *(
-            [
-                "These figures come from "
-                + str(len(results["sources"]))
-                + " invocations (comparison, reruns, scale rows, profile), some run at the same "
-                "time to fit a session's time, merged with `--report-from` (a later "
-                "invocation's measurement of a system replaces an earlier one); a plain "
-                "`--write-results` measures everything one after the other.",
-                "",
-            ]
-            if results.get("sources")
-            else []
-        ),
+        *([sources_sentence(results["sources"]), ""] if results.get("sources") else []),
         "## Machine",
         "",
         f"- {m['platform']}; CPU: "
@@ -680,6 +686,7 @@ def main() -> None:
             results["cases"] = cases
             results["scale"] = [rows[k] for k in sorted(rows)]  # a later file's row wins
         results["sources"] = [str(path) for path in args.report_from]
+        results["polling"] = polling_constants()  # read from the code, which may be newer
         results["notes"] = results.get("notes", []) + args.note
         if not args.no_profile and "agent_ms_per_round" not in results.get("profile", {}):
             results["profile"] = run_profile()

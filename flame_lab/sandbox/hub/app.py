@@ -52,7 +52,8 @@ from flame_lab.sandbox.hub.resources import RESOURCES
 from flame_lab.sandbox.hub.store import Store
 
 UPLOAD_LIMIT = 64 * 1024 * 1024
-# A node counts as online while it made a request within this many seconds (agents poll).
+# A node counts as online while it made a request within this many seconds (its agent asks
+# for changes at least every few seconds).
 ONLINE_SECONDS = 15.0
 _ID = r"([^/]+)"
 # The fields of an analysis, and of a node's link to it, whose change a node agent acts on

@@ -8,6 +8,8 @@ waiter resumes only after the writing request has committed.
 from __future__ import annotations
 
 import datetime
+import time
+from collections.abc import Callable
 
 from tornado.locks import Condition
 
@@ -46,6 +48,18 @@ class Bells:
     def waiting(self, key: str) -> int:
         """How many requests wait on ``key`` now (tests, diagnostics)."""
         return self._waiting.get(key, 0)
+
+
+async def hold(
+    bells: Bells, key: str, seconds: float, ready: Callable[[], bool], gone: Callable[[], bool]
+) -> bool:
+    """Wait on ``key`` until ``ready()`` or ``seconds`` pass; False if the client went away."""
+    deadline = time.monotonic() + seconds
+    while not ready() and (left := deadline - time.monotonic()) > 0:
+        await bells.wait(key, left)
+        if gone():
+            return False
+    return True
 
 
 def wait_seconds(raw: list[bytes] | None) -> float:

@@ -26,6 +26,7 @@ class HubHandler(RequestHandler):
     public = False
     hub: Hub
     principal: Principal
+    gone = False  # the client closed the connection while a held request waited
 
     def initialize(self, hub: Hub, resource: str | None = None) -> None:
         self.hub = hub
@@ -36,6 +37,10 @@ class HubHandler(RequestHandler):
             self.principal = self.hub.auth.authenticate(self.request.headers.get("Authorization"))
             if self.principal.node_id:
                 self.hub.seen(self.principal.node_id)
+
+    def on_connection_close(self) -> None:
+        self.gone = True
+        super().on_connection_close()
 
     def check_xsrf_cookie(self) -> None:  # bearer tokens only; no cookies
         return None

@@ -4,9 +4,8 @@ node agents' change feed."""
 from __future__ import annotations
 
 import json
-import time
 
-from flame_lab.sandbox.hub.bells import Bells, wait_seconds
+from flame_lab.sandbox.hub.bells import Bells, hold, wait_seconds
 from flame_lab.sandbox.hub.handlers.base import CollectionHandler, HubHandler
 from flame_lab.sandbox.hub.lifecycle import forbidden
 from flame_lab.sandbox.hub.wire import ApiError
@@ -44,8 +43,6 @@ class ChangesHandler(HubHandler):
     the thing changed since version V, or after S seconds; clients wait here instead of
     polling. A version of a restarted hub may be lower than V: that answers at once too."""
 
-    _gone = False
-
     def bells(self) -> Bells:
         raise NotImplementedError
 
@@ -67,15 +64,10 @@ class ChangesHandler(HubHandler):
         wait = wait_seconds(args.get("wait"))
         after = _version(args.get("after"))
         bells = self.bells()
-        deadline = time.monotonic() + wait
-        while bells.version(record_id) == after and (left := deadline - time.monotonic()) > 0:
-            await bells.wait(record_id, left)
-            if self._gone:
-                return
-        self.finish(json.dumps({"data": {"version": bells.version(record_id)}, "meta": {}}))
-
-    def on_connection_close(self) -> None:
-        self._gone = True
+        if await hold(
+            bells, record_id, wait, lambda: bells.version(record_id) != after, lambda: self.gone
+        ):
+            self.finish(json.dumps({"data": {"version": bells.version(record_id)}, "meta": {}}))
 
 
 class NodeChangesHandler(ChangesHandler):

@@ -8,9 +8,7 @@ bells.MAX_WAIT_SECONDS), with whatever the query then finds. ``POST`` takes one 
 
 from __future__ import annotations
 
-import time
-
-from flame_lab.sandbox.hub.bells import wait_seconds
+from flame_lab.sandbox.hub.bells import hold, wait_seconds
 from flame_lab.sandbox.hub.handlers.base import CollectionHandler
 from flame_lab.sandbox.hub.wire import ApiError
 
@@ -21,24 +19,19 @@ MAX_BATCH = 1024
 class MessageCollectionHandler(CollectionHandler):
     """GET a node's inbox (optionally waiting for the next message); POST rings the receiver."""
 
-    _gone = False
-
     async def get(self) -> None:  # type: ignore[override]
         wait = wait_seconds(self.request.query_arguments.pop("wait", None))
         query = self.query()
         self.hub.core.check_read(self.resource_name, self.principal, query.filter_value)
-        node_id = query.filter_value("toNodeId")
-        deadline = time.monotonic() + wait
-        records, total = self.hub.store.find(self.resource_name, query)
-        while not records and (remaining := deadline - time.monotonic()) > 0:
-            await self.hub.inbox_bells.wait(node_id, remaining)
-            if self._gone:
-                return
-            records, total = self.hub.store.find(self.resource_name, query)
-        self.send_page(query, records, total)
+        page: list = []
 
-    def on_connection_close(self) -> None:
-        self._gone = True  # the node stopped waiting: answer nobody
+        def ready() -> bool:
+            page[:] = self.hub.store.find(self.resource_name, query)
+            return bool(page[0])
+
+        node_id = query.filter_value("toNodeId")
+        if await hold(self.hub.inbox_bells, node_id, wait, ready, lambda: self.gone):
+            self.send_page(query, *page)
 
     def post(self) -> None:
         body = self.json_body()
