@@ -117,45 +117,49 @@ def inbox(http: httpx2.Client, node_id: str, **extra: str) -> httpx2.Response:
     )
 
 
+def held_read(
+    sandbox: Sandbox, reader: httpx2.Client, node_id: str
+) -> tuple[threading.Thread, list[httpx2.Response]]:
+    """A read of the node's inbox past what is there now, held at the hub (checked)."""
+    cursor = max([m["seq"] for m in inbox(reader, node_id).json()["data"]], default=0)
+    answers: list[httpx2.Response] = []
+    thread = threading.Thread(
+        target=lambda: answers.append(
+            inbox(reader, node_id, **{"filter[seq]": f">{cursor}", "wait": "5"})
+        )
+    )
+    thread.start()
+    wait_for(lambda: sandbox.hub.inbox_bells.waiting(node_id), "the read to be held")
+    return thread, answers
+
+
+def payloads(response: httpx2.Response) -> list[bytes]:
+    return [base64.b64decode(m["payload"]) for m in response.json()["data"]]
+
+
 def test_a_waiting_read_answers_with_the_message_that_arrives_meanwhile(
     sandbox: Sandbox, analysis
 ) -> None:
     aachen, koeln = sandbox.node_id("uk-aachen"), sandbox.node_id("uk-koeln")
-    answers: list[httpx2.Response] = []
     with node_http(sandbox, "uk-aachen") as sender, node_http(sandbox, "uk-koeln") as reader:
-        cursor = max([m["seq"] for m in inbox(reader, koeln).json()["data"]], default=0)
-        waiting = threading.Thread(
-            target=lambda: answers.append(
-                inbox(reader, koeln, **{"filter[seq]": f">{cursor}", "wait": "5"})
-            )
-        )
-        waiting.start()
-        wait_for(lambda: sandbox.hub.inbox_bells.waiting(koeln), "the read to wait")
+        waiting, answers = held_read(sandbox, reader, koeln)
         assert send(sender, analysis.id, aachen, koeln, b"\x03late").status_code == 201
         waiting.join(10)
     assert not waiting.is_alive()
-    assert [base64.b64decode(m["payload"]) for m in answers[0].json()["data"]] == [b"\x03late"]
+    assert payloads(answers[0]) == [b"\x03late"]
     assert sandbox.hub.inbox_bells.waiting(koeln) == 0
 
 
 def test_a_message_for_another_node_does_not_end_the_wait(sandbox: Sandbox, analysis) -> None:
     aachen, koeln = sandbox.node_id("uk-aachen"), sandbox.node_id("uk-koeln")
     aggregator = sandbox.node_id("aggregator")
-    answers: list[httpx2.Response] = []
     with node_http(sandbox, "uk-aachen") as sender, node_http(sandbox, "uk-koeln") as reader:
-        cursor = max([m["seq"] for m in inbox(reader, koeln).json()["data"]], default=0)
-        waiting = threading.Thread(
-            target=lambda: answers.append(
-                inbox(reader, koeln, **{"filter[seq]": f">{cursor}", "wait": "5"})
-            )
-        )
-        waiting.start()
-        wait_for(lambda: sandbox.hub.inbox_bells.waiting(koeln), "the read to wait")
+        waiting, answers = held_read(sandbox, reader, koeln)
         assert send(sender, analysis.id, aachen, aggregator, b"\x04other").status_code == 201
         assert sandbox.hub.inbox_bells.waiting(koeln) == 1
         assert send(sender, analysis.id, aachen, koeln, b"\x05mine").status_code == 201
         waiting.join(10)
-    assert [base64.b64decode(m["payload"]) for m in answers[0].json()["data"]] == [b"\x05mine"]
+    assert payloads(answers[0]) == [b"\x05mine"]
 
 
 def test_a_wait_on_an_empty_inbox_ends_with_an_empty_page(sandbox: Sandbox, analysis) -> None:
@@ -194,23 +198,13 @@ def message(analysis_id, sender: str, recipient: str, payload: bytes) -> dict[st
 def test_a_broadcast_is_one_request_with_a_copy_per_receiver(sandbox: Sandbox, analysis) -> None:
     aggregator = sandbox.node_id("aggregator")
     aachen, koeln = sandbox.node_id("uk-aachen"), sandbox.node_id("uk-koeln")
-    answers: list[httpx2.Response] = []
     with (
         node_http(sandbox, "aggregator") as sender,
         node_http(sandbox, "uk-aachen") as reader_a,
         node_http(sandbox, "uk-koeln") as reader_k,
     ):
-        cursors = {
-            node: max([m["seq"] for m in inbox(http, node).json()["data"]], default=0)
-            for node, http in ((aachen, reader_a), (koeln, reader_k))
-        }
-        waiting = threading.Thread(
-            target=lambda: answers.append(
-                inbox(reader_k, koeln, **{"filter[seq]": f">{cursors[koeln]}", "wait": "5"})
-            )
-        )
-        waiting.start()
-        wait_for(lambda: sandbox.hub.inbox_bells.waiting(koeln), "the read to wait")
+        cursor_a = max([m["seq"] for m in inbox(reader_a, aachen).json()["data"]], default=0)
+        waiting, answers = held_read(sandbox, reader_k, koeln)
         r = sender.post(
             "/analysis-messages",
             json=[
@@ -219,10 +213,10 @@ def test_a_broadcast_is_one_request_with_a_copy_per_receiver(sandbox: Sandbox, a
             ],
         )
         waiting.join(10)
-        got_a = inbox(reader_a, aachen, **{"filter[seq]": f">{cursors[aachen]}"}).json()["data"]
+        got_a = inbox(reader_a, aachen, **{"filter[seq]": f">{cursor_a}"})
     assert r.status_code == 201 and [m["toNodeId"] for m in r.json()["data"]] == [aachen, koeln]
-    assert [base64.b64decode(m["payload"]) for m in got_a] == [b"\x06for-aachen"]
-    assert [base64.b64decode(m["payload"]) for m in answers[0].json()["data"]] == [b"\x06for-koeln"]
+    assert payloads(got_a) == [b"\x06for-aachen"]
+    assert payloads(answers[0]) == [b"\x06for-koeln"]
 
 
 def test_a_broadcast_with_one_bad_copy_stores_none_of_them(sandbox: Sandbox, analysis) -> None:
