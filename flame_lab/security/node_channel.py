@@ -8,7 +8,6 @@ redirected to another node, or passed off as coming from a third node.
 
 from __future__ import annotations
 
-import base64
 import os
 from dataclasses import dataclass
 
@@ -62,29 +61,25 @@ def seal_message(
     route: Route,
     sender_key: ec.EllipticCurvePrivateKey,
     recipient_key: ec.EllipticCurvePublicKey,
-) -> str:
-    """The text the hub stores: base64 of version || salt || nonce || ciphertext."""
+) -> bytes:
+    """What the hub relays: version || salt || nonce || ciphertext."""
     salt, nonce = os.urandom(32), os.urandom(12)
     ciphertext = AESGCM(_key(sender_key, recipient_key, salt)).encrypt(
         nonce, plaintext, route.aad()
     )
-    return base64.b64encode(bytes([VERSION]) + salt + nonce + ciphertext).decode("ascii")
+    return bytes([VERSION]) + salt + nonce + ciphertext
 
 
 def open_message(
-    sealed: str,
+    sealed: bytes,
     route: Route,
     recipient_key: ec.EllipticCurvePrivateKey,
     sender_key: ec.EllipticCurvePublicKey,
 ) -> bytes:
     """Plaintext of a message for this node from the named sender, or MessageRejected."""
-    try:
-        raw = base64.b64decode(sealed, validate=True)
-    except (ValueError, TypeError):
-        raise MessageRejected("a node message is not valid base64") from None
-    if len(raw) < 1 + 32 + 12 + 16 or raw[0] != VERSION:
+    if len(sealed) < 1 + 32 + 12 + 16 or sealed[0] != VERSION:
         raise MessageRejected("a node message has an unknown format")
-    salt, nonce, ciphertext = raw[1:33], raw[33:45], raw[45:]
+    salt, nonce, ciphertext = sealed[1:33], sealed[33:45], sealed[45:]
     try:
         return AESGCM(_key(recipient_key, sender_key, salt)).decrypt(nonce, ciphertext, route.aad())
     except InvalidTag:

@@ -7,7 +7,6 @@ category travel inside it. Each received id is accepted once, so the hub cannot 
 from __future__ import annotations
 
 import base64
-import json
 import time
 import uuid
 from collections import deque
@@ -26,6 +25,25 @@ from flame_lab.star.runtime import Message
 WAIT_SECONDS = 2.0
 # Sealed copies of one message go to the hub together, in requests of at most this size.
 BATCH_BYTES = 8 * 1024 * 1024
+FRAME_VERSION = 1
+
+
+def frame(category: str, body: bytes) -> bytes:
+    """A message's plaintext: format byte, category length (2 bytes), category, body as is."""
+    name = category.encode("utf-8")
+    if len(name) > 0xFFFF:
+        raise ValueError("a message category is at most 65535 bytes")
+    return bytes([FRAME_VERSION]) + len(name).to_bytes(2, "big") + name + body
+
+
+def unframe(plaintext: bytes) -> tuple[str, bytes]:
+    """(category, body) of a message's plaintext; ValueError for any other shape."""
+    if len(plaintext) < 3 or plaintext[0] != FRAME_VERSION:
+        raise ValueError("unknown message frame")
+    end = 3 + int.from_bytes(plaintext[1:3], "big")
+    if end > len(plaintext):
+        raise ValueError("truncated message frame")
+    return plaintext[3:end].decode("utf-8"), plaintext[end:]
 
 
 class HubTransport:
@@ -52,9 +70,7 @@ class HubTransport:
 
     def send(self, receiver_ids: list[str], category: str, body: bytes) -> list[str]:
         """Seal ``body`` to each receiver; post the sealed copies in as few requests as fit."""
-        plaintext = json.dumps(
-            {"category": category, "body": base64.b64encode(body).decode("ascii")}
-        ).encode()
+        plaintext = frame(category, body)
         batch: list[tuple[str, dict]] = []
         size, accepted = 0, []
         for receiver_id in receiver_ids:
@@ -75,9 +91,7 @@ class HubTransport:
             "fromNodeId": self.node_id,
             "toNodeId": receiver_id,
             # the hub takes base64: the 16-byte message id, then the sealed message
-            "payload": base64.b64encode(
-                bytes.fromhex(message_id) + base64.b64decode(sealed)
-            ).decode("ascii"),
+            "payload": base64.b64encode(bytes.fromhex(message_id) + sealed).decode("ascii"),
         }
 
     def _post(self, batch: list[tuple[str, dict]]) -> list[str]:
@@ -120,16 +134,13 @@ class HubTransport:
         except ValueError:
             raw = b""
         message_id = raw[:16].hex()
-        sealed = base64.b64encode(raw[16:]).decode("ascii")
         if len(raw) <= 16 or message_id in self._seen:
             self._reject(f"a message from {sender} was repeated or had no id")
             return
         try:
             route = Route(self.analysis_id, sender, self.node_id, message_id)
-            plaintext = open_message(sealed, route, self.identity.ecdh_key, self.peer_key(sender))
-            content = json.loads(plaintext)
-            body = base64.b64decode(content["body"], validate=True)
-            category = str(content["category"])
+            plaintext = open_message(raw[16:], route, self.identity.ecdh_key, self.peer_key(sender))
+            category, body = unframe(plaintext)
         except (MessageRejected, ValueError, KeyError, TypeError):
             self._reject(f"a message claiming to come from {sender} did not authenticate")
             return

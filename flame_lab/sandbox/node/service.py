@@ -46,6 +46,7 @@ LOG_LEVELS = {
 }
 MAX_LOG_CHARS = 16 * 1024
 MAX_RECEIVERS = 1024
+MAX_CATEGORY = 256
 _WAIT_SLICE = 0.5
 
 
@@ -284,8 +285,15 @@ class NodeService:
     def send_message(self, receivers: Any, category: Any, body: Any) -> list[list[str]]:
         """Release ``body`` (disclosure check on data nodes), then hand it to each receiver."""
         receivers = _check_str_list("receivers", receivers)
-        if not isinstance(category, str) or len(receivers) > MAX_RECEIVERS:
-            raise StarError("A message needs a text category and a list of receivers.")
+        if (
+            not isinstance(category, str)
+            or len(category) > MAX_CATEGORY
+            or len(receivers) > MAX_RECEIVERS
+        ):
+            raise StarError(
+                f"A message needs a text category (at most {MAX_CATEGORY} characters) and a "
+                f"list of at most {MAX_RECEIVERS} receivers."
+            )
         value = from_channel(body)
         if self.facts.role == "default":
             try:
