@@ -56,6 +56,8 @@ WATCHES_PER_SECOND = 10.0  # a run's agents together look at most this often (ab
 OFFLINE_GRACE_SECONDS = 5.0
 MAX_COMMENT = 480
 FINAL_PHASES = frozenset({"executed", "failed", "rejected"})
+# A node's links to analyses that may still need it (rapiq: "!" negates, "," lists values).
+OPEN_LINKS = {"execution_status": "!executed,failed", "approval_status": "!rejected"}
 
 
 def _short(text: str) -> str:
@@ -205,7 +207,10 @@ class NodeAgent:
         """One look at the hub: every analysis this node takes part in gets its next step."""
         self.reload_policy()
         with hub_errors("list this node's analyses"):
-            links = every(self.core.find_analysis_nodes, filter={"node_id": self.node_id})
+            # the ones still open: a long-lived node's finished history would grow every tick
+            links = every(
+                self.core.find_analysis_nodes, filter=OPEN_LINKS | {"node_id": self.node_id}
+            )
         present = set()
         for link in links:
             analysis_id = str(link.analysis_id)

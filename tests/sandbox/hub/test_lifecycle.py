@@ -12,6 +12,7 @@ import pytest
 from flame_hub import HubAPIError
 
 from flame_lab.sandbox.hub.lifecycle import aggregate_execution, build_hash
+from flame_lab.sandbox.node.agent import OPEN_LINKS
 from tests.sandbox.hub.conftest import (
     Sandbox,
     approve_all,
@@ -248,3 +249,18 @@ def test_fields_plus_adds_optional_fields(sandbox: Sandbox) -> None:
         more = http.get(f"{sandbox.url}/auth/users", params={"fields": "+email"}).json()["data"][0]
     assert "email" not in plain and "email" in more
     assert "passwordHash" not in json.dumps(more)
+
+
+def test_a_node_agent_lists_only_the_analyses_still_open_for_it(sandbox: Sandbox) -> None:
+    executed = distributed_analysis(sandbox, "done")
+    rejected, waiting = ready_analysis(sandbox, "refused"), ready_analysis(sandbox, "open")
+    node = sandbox.nodes["uk-aachen"]
+    links = {
+        str(link.analysis_id): link
+        for link in node.core.find_analysis_nodes(filter={"node_id": node.node.id})
+    }
+    node.core.update_analysis_node(links[str(executed.id)].id, execution_status="executed")
+    node.core.update_analysis_node(links[str(rejected.id)].id, approval_status="rejected")
+    found = node.core.find_analysis_nodes(filter=OPEN_LINKS | {"node_id": node.node.id})
+    ids = {str(link.analysis_id) for link in found}
+    assert str(waiting.id) in ids and not ids & {str(executed.id), str(rejected.id)}
