@@ -416,10 +416,10 @@ def sources_sentence(sources: list[str]) -> str:
             "other; the report was written again from its JSON (`--report-from`) to add notes."
         )
     return (
-        f"These figures come from {len(sources)} invocations (comparison, reruns, scale rows, "
-        "profile), some run at the same time to fit a session's time, merged with "
-        "`--report-from` (a later invocation's measurement of a system replaces an earlier "
-        "one); a plain `--write-results` measures everything one after the other."
+        f"These figures come from {len(sources)} invocations merged with `--report-from`: a "
+        "later invocation's measurement of a system replaces an earlier one, a failed one "
+        "keeps the earlier (the Notes say which figures are older); a plain `--write-results` "
+        "measures everything one after the other."
     )
 
 
