@@ -1,5 +1,5 @@
 """Core routes that are not plain collections: analysis commands, log collections, and the
-node agents' change feed."""
+change feeds (a node's analyses for its agent, one analysis for the researcher)."""
 
 from __future__ import annotations
 
