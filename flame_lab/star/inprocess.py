@@ -7,8 +7,8 @@ message no one can send any more (a deadlock, reported as a StarError instead of
 
 from __future__ import annotations
 
-import copy
 import itertools
+import pickle
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -77,6 +77,12 @@ class InProcessFederation:
         self._blocked: set[str] = set()
         self._ids = itertools.count(1)
 
+    def set_data(self, node_id: str, data: Any) -> None:
+        """Give a node its data after the federation exists (test_mode nodes join one by one)."""
+        with self._cond:
+            spec = self.nodes[node_id]
+            self.nodes[node_id] = NodeSpec(spec.node_id, spec.role, data)
+
     def runtime(self, node_id: str) -> InProcessRuntime:
         return InProcessRuntime(self, self.nodes[node_id])
 
@@ -106,9 +112,11 @@ class InProcessFederation:
         with self._cond:
             if self.failure is not None:
                 raise Aborted
+            data = _pickled(body)
             for receiver in receivers:
-                # A copy per receiver: nodes never share objects, as across a real network.
-                message = Message(sender, category, copy.deepcopy(body), f"msg-{next(self._ids)}")
+                # A copy per receiver, through pickle as on FLAME: nodes never share objects.
+                copy = pickle.loads(data)  # noqa: S301 - made just above, in this process
+                message = Message(sender, category, copy, f"msg-{next(self._ids)}")
                 self._mailboxes[receiver].append(message)
             self._cond.notify_all()
 
@@ -159,6 +167,18 @@ class InProcessFederation:
                     hint="Call submit_final_result once, from the aggregator.",
                 )
             self.submission = submission
+
+
+def _pickled(body: Any) -> bytes:
+    """The bytes a FLAME node would send for ``body`` (it pickles intermediate data)."""
+    try:
+        return pickle.dumps(body)
+    except (pickle.PicklingError, TypeError, AttributeError) as exc:
+        raise StarError(
+            f"This message cannot travel between FLAME nodes: pickling it failed ({exc}).",
+            hint="Send plain data (numbers, lists, dicts, arrays, frames, fitted models); not "
+            "open files, locks, generators or functions defined inside other functions.",
+        ) from None
 
 
 class InProcessRuntime:
@@ -236,7 +256,7 @@ class InProcessRuntime:
 
     def _data(self, kind: str, keys: list[str]) -> Any:
         if self._node.role != "default":
-            self.flame_log(f"The aggregator has no {kind} data.", "warning")
+            self.flame_log(f"The aggregator has no {kind} data.", "warn")
             return None
         if kind != self._fed.data_type:
             raise StarError(

@@ -26,6 +26,8 @@ class StarModel:
     data: list[Any] | None = None
     analyzer: StarAnalyzer | None = None
     aggregator: StarAggregator | None = None
+    test_mode: bool = False
+    test_kwargs: dict[str, Any] | None = None
 
     def __init__(
         self,
@@ -38,6 +40,8 @@ class StarModel:
         multiple_results: bool = False,
         analyzer_kwargs: dict[str, Any] | None = None,
         aggregator_kwargs: dict[str, Any] | None = None,
+        test_mode: bool = False,
+        test_kwargs: dict[str, Any] | None = None,
         *,
         filename: str | Sequence[str] | None = None,
         stream_log_level: int = 20,
@@ -48,7 +52,50 @@ class StarModel:
                 f"Unknown data_type {data_type!r}.", hint="Use data_type='fhir' or 's3'."
             )
         check_output_type(output_type, multiple_results)
-        self.flame = FlameCoreSDK()
+        self.test_mode = bool(test_mode)
+        if self.test_mode:
+            from flame_lab.star.mock import MockFlameCoreSDK
+
+            self.test_kwargs = test_kwargs
+            self.flame = MockFlameCoreSDK(test_kwargs=test_kwargs)
+        else:
+            self.test_kwargs = None
+            self.flame = FlameCoreSDK()
+        failure: BaseException | None = None
+        try:
+            self._run(
+                analyzer,
+                aggregator,
+                data_type,
+                query,
+                simple_analysis,
+                output_type,
+                multiple_results,
+                analyzer_kwargs,
+                aggregator_kwargs,
+                filename,
+            )
+        except BaseException as error:
+            failure = error
+            raise
+        finally:
+            done = getattr(self.flame, "_mock_done", None)
+            if done is not None:
+                done(failure)
+
+    def _run(
+        self,
+        analyzer: type[StarAnalyzer],
+        aggregator: type[StarAggregator],
+        data_type: str,
+        query: str | list[str] | None,
+        simple_analysis: bool,
+        output_type: OutputType | list[OutputType],
+        multiple_results: bool,
+        analyzer_kwargs: dict[str, Any] | None,
+        aggregator_kwargs: dict[str, Any] | None,
+        filename: str | Sequence[str] | None,
+    ) -> None:
         role = self.flame.get_role()
         if role == "default":
             self.flame.flame_log(f"Analyzer {self.flame.get_id()} started", log_type="info")
@@ -68,11 +115,26 @@ class StarModel:
                 f"This node's role is {role!r}; a star analysis needs 'default' or 'aggregator'.",
                 hint="Check the node's configuration in the FLAME Hub.",
             )
-        self.flame.flame_log("Analysis finished!", log_type="info")
+        if not self.test_mode:
+            self.flame.flame_log("Analysis finished!", log_type="info")
 
-    def _local_dp(self) -> LocalDP | None:
+    def _local_dp(self, aggregator: StarAggregator) -> LocalDP | None:
         """Local-DP parameters for the final result; StarLocalDPModel overrides this."""
         return None
+
+    def _wait_until_partners_ready(self) -> None:
+        """Check, as FLAME does before the first round, that every partner can be reached."""
+        if self.flame.get_role() == "default":
+            partners = [self.flame.get_aggregator_id()]
+        else:
+            partners = self.flame.get_participant_ids()
+        ready = self.flame.ready_check(partners)
+        missing = [node for node in partners if not ready.get(node)]
+        if missing:
+            raise StarError(
+                "Could not contact node(s) " + ", ".join(missing) + ".",
+                hint="Every node of the analysis must be running; check their status.",
+            )
 
     def _run_analyzer(
         self,
@@ -85,6 +147,7 @@ class StarModel:
         analyzer = analyzer_class(self.flame, **(kwargs or {}))
         self.analyzer = analyzer
         aggregator_id = self.flame.get_aggregator_id()
+        self._wait_until_partners_ready()
         self.data = self._load_data(data_type, query)
         while not analyzer.finished:
             result = analyzer.analyze(self.data)
@@ -109,15 +172,19 @@ class StarModel:
     ) -> None:
         aggregator = aggregator_class(self.flame, **(kwargs or {}))
         self.aggregator = aggregator
+        self._wait_until_partners_ready()
         analyzers = aggregator.partner_node_ids
-        local_dp = self._local_dp()
         while not aggregator.finished:
             received = self.flame.await_intermediate_data(analyzers)
             result, converged = aggregator.aggregate(list(received.values()), simple_analysis)
             if converged:
                 self.flame.flame_log("Submitting final results...", log_type="info")
                 self.flame.submit_final_result(
-                    result, output_type, multiple_results, local_dp=local_dp, filename=filename
+                    result,
+                    output_type,
+                    multiple_results,
+                    filename=filename,
+                    local_dp=self._local_dp(aggregator),
                 )
                 self.flame.analysis_finished()
                 aggregator.node_finished()
@@ -143,7 +210,12 @@ class StarModel:
 
 
 class StarLocalDPModel(StarModel):
-    """A StarModel whose single numeric final result gets Laplace noise (scale = s/epsilon)."""
+    """A StarModel whose numeric final result gets Laplace noise (scale = s/epsilon).
+
+    As in FLAME's SDK, noise is added only when both epsilon and sensitivity are given and
+    the aggregator's has_converged said True for the final round (``delta_criteria``);
+    otherwise the result is released as it is, and flame_lab logs a warning saying why.
+    """
 
     epsilon: float | None
     sensitivity: float | None
@@ -161,13 +233,18 @@ class StarLocalDPModel(StarModel):
         aggregator_kwargs: dict[str, Any] | None = None,
         epsilon: float | None = None,
         sensitivity: float | None = None,
+        test_mode: bool = False,
+        test_kwargs: dict[str, Any] | None = None,
         *,
         filename: str | Sequence[str] | None = None,
         stream_log_level: int = 20,
     ) -> None:
-        self._dp = check_local_dp(epsilon, sensitivity)
         self.epsilon = epsilon
         self.sensitivity = sensitivity
+        if epsilon is not None and sensitivity is not None:
+            self._dp: LocalDP | None = check_local_dp(epsilon, sensitivity)
+        else:
+            self._dp = None
         super().__init__(
             analyzer,
             aggregator,
@@ -178,11 +255,35 @@ class StarLocalDPModel(StarModel):
             multiple_results,
             analyzer_kwargs,
             aggregator_kwargs,
+            test_mode,
+            test_kwargs,
             filename=filename,
             stream_log_level=stream_log_level,
         )
 
-    def _local_dp(self) -> LocalDP | None:
+    def _local_dp(self, aggregator: StarAggregator) -> LocalDP | None:
+        if self._dp is None:
+            given = "epsilon" if self.epsilon is not None else "sensitivity"
+            if self.epsilon is not None or self.sensitivity is not None:
+                self.flame.flame_log(
+                    f"StarLocalDPModel got {given} only: like FLAME, the final result is "
+                    "released without differential privacy (give both epsilon and sensitivity).",
+                    log_type="warn",
+                )
+            return None
+        if not aggregator.delta_criteria:
+            self.flame.flame_log(
+                "has_converged returned False for the final round: like FLAME, the final "
+                "result is released without differential privacy.",
+                log_type="warn",
+            )
+            return None
+        if self.test_mode:
+            self.flame.flame_log(
+                f"Test mode: applying local DP with epsilon={self._dp.epsilon:g} and "
+                f"sensitivity={self._dp.sensitivity:g}",
+                log_type="info",
+            )
         return self._dp
 
 

@@ -7,7 +7,6 @@ partner_node_ids, finished, flame``; constructors take ``(flame, **kwargs)`` and
 
 from __future__ import annotations
 
-import inspect
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -54,14 +53,7 @@ class StarAnalyzer(StarNode, ABC):
 
     def analyze(self, data: Any) -> Any:
         """One round: the user's analysis_method on the data and the aggregator's last result."""
-        try:
-            result = self.analysis_method(data, self.latest_result)
-        except Exception:
-            self.flame.flame_log(
-                "An error occurred in analysis_method (details at the executing node).",
-                log_type="error",
-            )
-            raise
+        result = self.analysis_method(data, self.latest_result)
         self.latest_result = result
         self.num_iterations += 1
         return result
@@ -74,28 +66,25 @@ class StarAnalyzer(StarNode, ABC):
 class StarAggregator(StarNode, ABC):
     """Combines the analyzers' results each round and decides when the loop has converged."""
 
+    #: What has_converged answered for the latest round (FLAME's ``delta_criteria``).
+    delta_criteria: Any = False
+
     def __init__(self, flame: FlameCoreSDK) -> None:
         super().__init__(flame)
         _require_role(self, "aggregator", "StarAggregator")
 
     def aggregate(self, node_results: list[Any], simple_analysis: bool = True) -> tuple[Any, bool]:
-        """One round: aggregate, then ask has_converged (never on the first round)."""
+        """One round, as FLAME runs it: has_converged is asked every round, the first included
+        (``last_result`` is then None); an iterative analysis never stops after round one."""
         result = self.aggregation_method(node_results)
+        self.delta_criteria = self.has_converged(result, self.latest_result)
         if simple_analysis:
             converged = True
-        elif self.num_iterations == 0:
-            converged = False
         else:
-            converged = bool(self._ask_has_converged(result, self.latest_result))
+            converged = bool(self.delta_criteria) if self.num_iterations != 0 else False
         self.latest_result = result
         self.num_iterations += 1
         return result, converged
-
-    def _ask_has_converged(self, result: Any, last_result: Any) -> Any:
-        # SDK versions differ: has_converged(result, last_result[, num_iterations]).
-        if _accepts_three_arguments(self.has_converged):
-            return self.has_converged(result, last_result, self.num_iterations)  # type: ignore[call-arg]
-        return self.has_converged(result, last_result)
 
     @abstractmethod
     def aggregation_method(self, analysis_results: list[Any]) -> Any:
@@ -104,17 +93,3 @@ class StarAggregator(StarNode, ABC):
     @abstractmethod
     def has_converged(self, result: Any, last_result: Any) -> bool:
         """True to stop an iterative analysis (simple_analysis=False) after this round."""
-
-
-def _accepts_three_arguments(method: Any) -> bool:
-    try:
-        params = inspect.signature(method).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    positional = [
-        p
-        for p in params
-        if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    ]
-    variadic = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params)
-    return variadic or len(positional) >= 3

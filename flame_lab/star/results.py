@@ -4,8 +4,8 @@
 ``bytes(result)``; if that conversion fails the SDK falls back to ``'pickle'`` with a warning,
 and so do we. In flame_lab ``'pickle'`` means "the Python object itself": the node encodes it
 with flame_lab.security.payload (JSON, .npy, tables), never with pickle.
-Local DP (StarLocalDPModel) needs one finite number, adds Laplace noise with scale
-sensitivity/epsilon here, and then releases it as ``'str'`` like the SDK does.
+Local DP (StarLocalDPModel) needs finite numbers, adds Laplace noise with scale
+sensitivity/epsilon to each released one here, and releases them as ``'str'`` like the SDK.
 """
 
 from __future__ import annotations
@@ -33,16 +33,11 @@ Warn = Callable[[str], None]
 def check_output_type(output_type: Any, multiple_results: bool) -> None:
     """Refuse an output_type the SDK does not know, before any node starts work."""
     kinds = output_type if isinstance(output_type, list) else [output_type]
-    if isinstance(output_type, list) and not multiple_results:
-        raise StarError(
-            "A list of output types needs multiple_results=True.",
-            hint="Pass one output_type, or set multiple_results=True.",
-        )
     for kind in kinds:
         if kind not in OUTPUT_TYPES:
             raise StarError(
                 f"Unknown output_type {kind!r}.",
-                hint="Use 'str', 'bytes' or 'pickle' (a Python object; flame_lab never pickles).",
+                hint="Use 'str', 'bytes' or 'pickle'.",
             )
 
 
@@ -79,22 +74,21 @@ def prepare_submission(
             "or tuple: it is released as one result."
         )
         multiple_results = False
+    elif multiple_results and len(result) == 1:
+        multiple_results = False  # as FLAME: a one-element list goes out whole, as one result
     items = list(result) if multiple_results else [result]
-    kinds = _per_item(output_type, len(items), "output types")
-    names = _filenames(filename, len(items), multiple_results)
+    kinds = _per_item(output_type, len(items), "output types", "output_type", warn)
+    names = _filenames(filename, len(items), multiple_results, warn)
 
     if dp is not None:
-        if multiple_results:
-            raise DPParameterError(
-                "Local differential privacy applies to one number, but multiple_results=True "
-                f"gave {len(items)} results.",
-                hint="Return a single int or float from aggregation_method with "
-                "StarLocalDPModel, or drop multiple_results.",
+        # As FLAME's SDK: each released number gets its own noise, and goes out as text.
+        items = [add_noise(item, dp, rng) for item in items]
+        if any(kind != "str" for kind in kinds):
+            warn(
+                "Result submission with local differential privacy releases results as 'str'; "
+                f"output_type {output_type!r} is ignored."
             )
-        items = [add_noise(items[0], dp, rng)]
-        if kinds[0] != "str":
-            warn(f"Local DP releases results as 'str'; output_type {kinds[0]!r} is ignored.")
-            kinds = ["str"]
+            kinds = ["str"] * len(items)
 
     released = tuple(
         _convert(item, kind, name, warn)
@@ -142,31 +136,34 @@ def _as_local_dp(local_dp: LocalDP | dict[str, float] | None) -> LocalDP | None:
     )
 
 
-def _per_item(kind: OutputType | list[OutputType], count: int, what: str) -> list[OutputType]:
-    if not isinstance(kind, list):
-        return [kind] * count
-    if len(kind) != count:
+def _per_item(given: Any, count: int, what: str, name: str, warn: Warn) -> list[Any]:
+    """One entry per result, with flamesdk 0.6's leniency: a list for a single result gives its
+    first entry, a longer list is cut (both with a warning), a shorter one is an error."""
+    if not isinstance(given, list):
+        return [given] * count
+    if len(set(map(repr, given))) == 1:
+        return [given[0]] * count
+    if count == 1:
+        warn(f"A list of {what} was given for a single result: the first one is used.")
+        return [given[0]]
+    if len(given) < count:
         raise StarError(
-            f"{len(kind)} {what} were given for {count} results.",
-            hint="Give one output_type per result, or a single output_type for all.",
+            f"{len(given)} {what} were given for {count} results.",
+            hint=f"Give one {name} per result, or a single {name} for all.",
         )
-    return list(kind)
+    if len(given) > count:
+        warn(f"{len(given)} {what} were given for {count} results: the first {count} are used.")
+    return list(given[:count])
 
 
 def _filenames(
-    filename: str | Sequence[str] | None, count: int, multiple: bool
+    filename: str | Sequence[str] | None, count: int, multiple: bool, warn: Warn
 ) -> list[str | None]:
     if filename is None:
         return [None] * count
     if isinstance(filename, str):
         return [numbered(filename, i) for i in range(count)] if multiple else [filename]
-    names = list(filename)
-    if len(names) != count:
-        raise StarError(
-            f"{len(names)} file names were given for {count} results.",
-            hint="Give one file name per result, or a single name to be numbered.",
-        )
-    return names
+    return _per_item(list(filename), count, "file names", "filename", warn)
 
 
 def numbered(path: str, index: int) -> str:

@@ -1,6 +1,7 @@
 """StarModelTester: run a star analysis locally, one thread per data split plus an aggregator.
 
-Like FLAME's tester it prints the final result (or writes it to ``result_filepath``); flame_lab
+Like FLAME's tester it prints the final result (or writes it to ``result_filepath``, 'pickle'
+results as pickles); flame_lab
 also keeps it on the instance (``.result``, ``.submission``, ``.logs``) for its magics. The
 analysis code runs through the very same StarModel loop a node runs, on an in-process runtime:
 no hub, no crypto. If any node raises, the others are stopped and the original exception is
@@ -10,19 +11,20 @@ re-raised here, with the analysis code's own traceback.
 from __future__ import annotations
 
 import os
+import pickle
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flame_lab.errors import PayloadError, StarError
+from flame_lab.errors import StarError
 from flame_lab.star.inprocess import Aborted, InProcessFederation, LogEntry, NodeSpec
 from flame_lab.star.model import StarLocalDPModel, StarModel
 from flame_lab.star.nodes import StarAggregator, StarAnalyzer
-from flame_lab.star.results import check_local_dp, numbered
-from flame_lab.star.runtime import FinalSubmission, OutputType, ReleasedResult, use_runtime
+from flame_lab.star.results import numbered
+from flame_lab.star.runtime import FinalSubmission, OutputType, use_runtime
 
 if TYPE_CHECKING:
     import numpy as np
@@ -42,6 +44,7 @@ class StarModelTester:
         analyzer: type[StarAnalyzer],
         aggregator: type[StarAggregator],
         data_type: str,
+        node_roles: list[str] | None = None,
         query: str | list[str] | None = None,
         simple_analysis: bool = True,
         output_type: OutputType | list[OutputType] = "str",
@@ -58,23 +61,25 @@ class StarModelTester:
     ) -> None:
         """Run the analysis now. Each split is one analyzer node's ``data`` as given.
 
-        After the run: ``result`` is what a node would release (``str`` for 'str', ``bytes``
-        for 'bytes', the object for 'pickle'; a list with multiple_results), ``submission``
-        the full FinalSubmission (with ``local_dp``), ``logs`` every node's log lines,
-        ``models`` the StarModel of each node, ``num_iterations``/``latest_result`` the
-        aggregator's. flame_lab-only keywords: ``rng`` seeds the local-DP noise, ``quiet``
-        silences printing, ``stop_timeout`` bounds the wait for nodes after a failure.
+        The parameters are FLAME's, in its order (``node_roles``, one role per split, is
+        'default' for each: the tester adds the aggregator after the splits). After the run:
+        ``result`` is what a node would release (``str`` for 'str', ``bytes`` for 'bytes',
+        the object for 'pickle'; a list with multiple_results), ``submission`` the full
+        FinalSubmission (with ``local_dp``), ``logs`` every node's log lines, ``models`` the
+        StarModel of each node, ``num_iterations``/``latest_result`` the aggregator's.
+        flame_lab-only keywords: ``rng`` seeds the local-DP noise, ``quiet`` silences
+        printing, ``stop_timeout`` bounds the wait for nodes after a failure.
         """
         if not isinstance(data_splits, list | tuple) or not data_splits:
             raise StarError(
                 "data_splits must be a non-empty list: one entry per simulated data node.",
                 hint="Pass e.g. data_splits=[split_1, split_2, split_3].",
             )
-        use_dp = epsilon is not None or sensitivity is not None
-        if use_dp:
-            check_local_dp(epsilon, sensitivity)
+        _check_roles(node_roles, len(data_splits))
         self.quiet = quiet
         self._print_lock = threading.Lock()
+        self.test_input(data_splits[0], echo=self._print)
+        use_dp = epsilon is not None or sensitivity is not None
         count = len(data_splits)
         nodes = [NodeSpec(f"node_{i}", "default", split) for i, split in enumerate(data_splits)]
         nodes.append(NodeSpec(f"node_{count}", "aggregator"))
@@ -110,7 +115,83 @@ class StarModelTester:
         if model is not None and model.aggregator is not None:
             self.num_iterations = model.aggregator.num_iterations
             self.latest_result = model.aggregator.latest_result
-        self._report(submission, result_filepath)
+        self.write_result(
+            [r.value for r in submission.results]
+            if submission.multiple_results
+            else submission.results[0].value,
+            [r.output_type for r in submission.results]
+            if submission.multiple_results
+            else submission.results[0].output_type,
+            _paths(result_filepath),
+            submission.multiple_results,
+            echo=self._print,
+        )
+
+    @staticmethod
+    def test_input(data: Any, *, echo: Callable[[str], None] = print) -> None:
+        """Warn when a split is not shaped as a node's data: a list (one entry per data
+        source) of dicts ({query: Bundle} for fhir, {object key: bytes} for s3)."""
+        is_list = isinstance(data, list)
+        has_sources = is_list and len(data) > 0
+        has_dicts = has_sources and isinstance(data[0], dict)
+        if has_dicts:
+            return
+        advice = [
+            "Warning: on a FLAME node, data is always a list with one dict per data source "
+            "({query: FHIR Bundle dict} for fhir, {object key: bytes} for s3). This test split "
+            "is shaped differently, so an analysis that passes here may fail on a node:"
+        ]
+        if not is_list:
+            advice.append("  * give each split as a list;")
+        if not has_sources:
+            advice.append("  * put at least one data source in each list;")
+        advice.append("  * make each data source a dict of datasets, as described above.")
+        echo("\n".join(advice))
+
+    @staticmethod
+    def write_result(
+        result: Any,
+        output_type: OutputType | list[OutputType],
+        result_filepath: PathArg | list[PathArg] | None = None,
+        multiple_results: bool = False,
+        *,
+        echo: Callable[[str], None] = print,
+    ) -> None:
+        """Print the final result(s), or write them as FLAME stores them: 'str' as text,
+        'bytes' as they are, 'pickle' as ``pickle.dumps`` (read back with ``pickle.load``)."""
+        several = multiple_results and isinstance(result, list | tuple)
+        if multiple_results and not several:
+            echo(
+                f"Warning: multiple_results=True, but the result is a {type(result).__name__}, "
+                "not a list or tuple: it is written as one result."
+            )
+        items = list(result) if several else [result]
+        if isinstance(result_filepath, list) and several and len(result_filepath) != len(items):
+            echo(
+                f"Warning: {len(result_filepath)} result paths for {len(items)} results: "
+                "multiple_results is ignored."
+            )
+            several, items = False, [result]
+        if result_filepath is None:
+            for i, item in enumerate(items):
+                echo(f"Final result{f'_{i + 1}' if several else ''}: {item}")
+            return
+        if isinstance(result_filepath, list):
+            paths = [Path(p) for p in result_filepath]
+        elif several:
+            paths = [Path(numbered(os.fspath(result_filepath), i)) for i in range(len(items))]
+        else:
+            paths = [Path(result_filepath)]
+        for i, (path, item) in enumerate(zip(paths, items, strict=False)):
+            kinds = output_type if isinstance(output_type, list) else [output_type] * len(items)
+            kind = kinds[i] if len(kinds) == len(items) else output_type
+            if kind == "str":
+                path.write_text(str(item), encoding="utf-8")
+            elif kind == "pickle":
+                path.write_bytes(pickle.dumps(item))
+            else:
+                path.write_bytes(bytes(item))
+            echo(f"Final result{f'_{i + 1}' if several else ''} written to {path}")
 
     def _run(self, nodes: list[NodeSpec], make_model: Any, stop_timeout: float) -> None:
         federation = self.federation
@@ -150,7 +231,7 @@ class StarModelTester:
 
     def _print_log(self, entry: LogEntry) -> None:
         role = "aggregator" if entry.role == "aggregator" else "analyzer"
-        level = "" if entry.log_type in ("normal", "info") else f" {entry.log_type.upper()}"
+        level = "" if entry.log_type == "info" else f" {entry.log_type.upper()}"
         self._print(f"[{role} {entry.node_id}{level}] {entry.message}")
 
     def _print(self, line: str) -> None:
@@ -158,55 +239,25 @@ class StarModelTester:
             with self._print_lock:
                 sys.stdout.write(line + "\n")
 
-    def _report(
-        self, submission: FinalSubmission, result_filepath: PathArg | Sequence[PathArg] | None
-    ) -> None:
-        results = submission.results
-        several = submission.multiple_results
-        for released in results:
-            if released.output_type == "pickle":
-                try:
-                    _encode_object(released.value)
-                except PayloadError as error:
-                    self._print(f"Warning: a FLAME node could not release this result: {error}")
-        if result_filepath is None:
-            for i, released in enumerate(results):
-                label = f"Final result_{i + 1}" if several else "Final result"
-                self._print(f"{label}: {released.value}")
-            return
-        for path, released in zip(
-            _result_paths(result_filepath, len(results), several), results, strict=True
-        ):
-            _write_result(path, released)
-            self._print(f"Final result written to {path}")
+
+def _paths(given: PathArg | Sequence[PathArg] | None) -> PathArg | list[PathArg] | None:
+    if given is None or isinstance(given, str | os.PathLike):
+        return given
+    return list(given)
 
 
-def _result_paths(given: PathArg | Sequence[PathArg], count: int, several: bool) -> list[Path]:
-    if isinstance(given, str | os.PathLike):
-        base = os.fspath(given)
-        return [Path(numbered(base, i)) for i in range(count)] if several else [Path(base)]
-    paths = [Path(p) for p in given]
-    if len(paths) != count:
+def _check_roles(node_roles: Any, splits: int) -> None:
+    """FLAME's node_roles: one role per data split; the tester adds the aggregator itself."""
+    if node_roles is None:
+        return
+    if not isinstance(node_roles, list | tuple) or len(node_roles) != splits:
         raise StarError(
-            f"{len(paths)} result file paths were given for {count} results.",
-            hint="Give one path per result, or a single path to be numbered (_1, _2, ...).",
+            f"node_roles must list one role per data split ({splits}), got {node_roles!r}.",
+            hint="Leave node_roles out, or pass e.g. ['default'] * len(data_splits).",
         )
-    return paths
-
-
-def _write_result(path: Path, released: ReleasedResult) -> None:
-    """Write one released result; 'pickle' objects are encoded as a node encodes them."""
-    if released.output_type == "str":
-        path.write_text(released.value, encoding="utf-8")
-    elif released.output_type == "bytes":
-        path.write_bytes(released.value)
-    else:
-        path.write_bytes(_encode_object(released.value))
-
-
-def _encode_object(value: Any) -> bytes:
-    """JSON, .npy or a table, exactly as flame_lab nodes release objects (never pickle)."""
-    from flame_lab.security.payload import encode
-
-    data, _content_type = encode(value)
-    return data
+    if any(role != "default" for role in node_roles):
+        raise StarError(
+            f"Every data split is an analyzer node (role 'default'), got {list(node_roles)}.",
+            hint="The tester adds the one aggregator after the splits; a star analysis has "
+            "no second aggregator.",
+        )

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 import flame_lab.star as star
+from flame_lab.errors import StarError
 from flame_lab.star.compat import COMPAT_DIR, ensure_importable
 
 
@@ -91,3 +92,56 @@ def test_code_written_for_the_real_sdk_runs_unchanged_after_ensure_importable(cl
     namespace: dict[str, object] = {}
     exec(compile(ANALYSIS, "analysis.py", "exec"), namespace)  # noqa: S102 - test's own code
     assert namespace["tester"].result == "4.5"
+
+
+def test_upstream_module_paths_import_flame_lab_classes(clean_flame):
+    ensure_importable()
+    from flame_lab.star.mock import MockFlameCoreSDK
+    from flame_lab.star.nodes import StarNode
+
+    expected = {
+        ("flame.star.star_model", "StarModel"): star.StarModel,
+        ("flame.star.star_model_tester", "StarModelTester"): star.StarModelTester,
+        ("flame.star.star_localdp", "StarLocalDPModel"): star.StarLocalDPModel,
+        ("flame.star.star_localdp.star_localdp_model", "StarLocalDPModel"): star.StarLocalDPModel,
+        ("flame.star.analyzer_client", "Analyzer"): star.StarAnalyzer,
+        ("flame.star.aggregator_client", "Aggregator"): star.StarAggregator,
+        ("flame.star.node_base_client", "Node"): StarNode,
+        ("flame.utils.mock_flame_core", "MockFlameCoreSDK"): MockFlameCoreSDK,
+        ("flamesdk", "FlameCoreSDK"): star.FlameCoreSDK,
+        ("flamesdk.flame_core", "FlameCoreSDK"): star.FlameCoreSDK,
+    }
+    for (module, name), obj in expected.items():
+        assert getattr(importlib.import_module(module), name) is obj, module
+
+
+def _install_foreign_flame(tmp_path, with_metadata: bool) -> None:
+    """An unrelated package that happens to be called ``flame`` (as one on the index is)."""
+    site = tmp_path / "site"
+    (site / "flame").mkdir(parents=True)
+    (site / "flame" / "__init__.py").write_text("def render():\n    return 'not FLAME'\n")
+    if with_metadata:
+        info = site / "flame-0.1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text("Metadata-Version: 2.1\nName: flame\nVersion: 0.1.0\n")
+        (info / "RECORD").write_text("flame/__init__.py,,\n")
+        (info / "top_level.txt").write_text("flame\n")
+    sys.path.insert(0, str(site))
+    importlib.invalidate_caches()
+
+
+@pytest.mark.parametrize("with_metadata", [True, False])
+def test_a_foreign_flame_package_is_named_with_what_to_do(clean_flame, tmp_path, with_metadata):
+    _install_foreign_flame(tmp_path, with_metadata)
+    try:
+        with pytest.raises(StarError, match="is not PrivateAIM's FLAME SDK") as caught:
+            ensure_importable()
+        assert str(tmp_path / "site" / "flame") in caught.value.message
+        if with_metadata:
+            assert "pip uninstall flame" in caught.value.hint
+        else:
+            assert "separate environment" in caught.value.hint
+        assert str(COMPAT_DIR) not in sys.path
+    finally:
+        sys.path.remove(str(tmp_path / "site"))
+        importlib.invalidate_caches()

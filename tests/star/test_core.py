@@ -73,22 +73,63 @@ def test_progress_only_moves_forward_within_0_to_100():
     fed = federation()
     flame = FlameCoreSDK(fed.runtime("a"))
     flame.set_progress(40.7)
+    flame.set_progress(40)  # the same value again is no step back (as in flamesdk)
     flame.set_progress(30)
     flame.set_progress(150)
     assert flame.get_progress() == 40
-    assert [e.log_type for e in fed.logs] == ["warning", "warning"]
+    assert [e.log_type for e in fed.logs] == ["warn", "warn"]
 
 
-def test_logs_accept_bytes_and_declared_log_types():
+def test_logs_accept_bytes_iterables_and_the_sdk_defaults():
     fed = federation()
     flame = FlameCoreSDK(fed.runtime("a"))
-    flame.declare_log_types({"milestone": "notice"})
-    flame.flame_log(b"raw bytes")
-    flame.flame_log("done", log_type="milestone")
+    flame.flame_log(b"raw \x00bytes")
+    flame.flame_log(["a", "b"], sep="-", end="!")
+    flame.flame_log("loud", log_type="notice")
     assert [(e.message, e.log_type) for e in fed.logs] == [
-        ("raw bytes", "normal"),
-        ("done", "notice"),
+        ("raw bytes", "info"),
+        ("a-b!", "info"),
+        ("loud", "notice"),
     ]
+
+
+def test_a_held_line_goes_out_in_front_of_the_next_appended_one():
+    fed = federation()
+    flame = FlameCoreSDK(fed.runtime("a"))
+    flame.flame_log("Connecting...", halt_submission=True)
+    assert fed.logs == []
+    flame.flame_log("success", append=True)
+    flame.flame_log("plain", append=True)
+    assert [e.message for e in fed.logs] == ["Connecting...success", "plain"]
+
+
+@pytest.mark.parametrize("log_type", ["warning", "normal", "critical", "WARN", "emergency", ""])
+def test_a_log_type_the_real_sdk_does_not_know_fails_like_on_a_node(log_type):
+    fed = federation()
+    flame = FlameCoreSDK(fed.runtime("a"))
+    with pytest.raises(StarError, match="fails the analysis on a FLAME node") as caught:
+        flame.flame_log("x", log_type=log_type)
+    assert "'warn'" in caught.value.hint
+    assert fed.logs == []
+
+
+def test_logging_an_error_ends_the_run_as_flamesdk_does():
+    fed = federation()
+    flame = FlameCoreSDK(fed.runtime("a"))
+    with pytest.raises(StarError, match="logged an error and ends"):
+        flame.flame_log("bad input", log_type="error")
+    assert [(e.message, e.log_type) for e in fed.logs] == [("bad input", "error")]
+
+
+def test_a_message_that_is_not_text_fails_as_on_a_node():
+    flame = FlameCoreSDK(federation().runtime("a"))
+    with pytest.raises(StarError, match="neither text"):
+        flame.flame_log(42)
+
+
+def test_declare_log_types_is_gone_as_in_flamesdk_0_6():
+    flame = FlameCoreSDK(federation().runtime("a"))
+    assert not hasattr(flame, "declare_log_types")
 
 
 def test_only_the_aggregator_may_submit_a_final_result():

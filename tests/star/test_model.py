@@ -31,11 +31,14 @@ def test_public_names_have_the_sdk_signatures():
         "aggregator_kwargs",
     ]
     assert _params(star.StarLocalDPModel)[9:11] == ["epsilon", "sensitivity"]
-    assert _params(StarModelTester)[:13] == [
+    assert _params(StarModel)[9:11] == ["test_mode", "test_kwargs"]
+    assert _params(star.StarLocalDPModel)[11:13] == ["test_mode", "test_kwargs"]
+    assert _params(StarModelTester)[:14] == [
         "data_splits",
         "analyzer",
         "aggregator",
         "data_type",
+        "node_roles",
         "query",
         "simple_analysis",
         "output_type",
@@ -53,8 +56,19 @@ def test_public_names_have_the_sdk_signatures():
         "flame_log", "set_progress", "get_progress", "get_id", "get_role",
         "get_participant_ids", "get_analysis_id", "get_data_sources", "get_fhir_data",
         "get_s3_data", "send_message", "await_messages", "submit_final_result",
+        "ready_check", "fhir_to_csv", "save_intermediate_data", "get_intermediate_data",
+        "get_messages", "delete_messages", "clear_messages", "get_local_tags",
+        "send_message_and_wait_for_responses", "get_data_client", "get_participants",
     ):  # fmt: skip
         assert callable(getattr(star.FlameCoreSDK, name)), name
+    # flamesdk 0.6: filename comes before local_dp
+    assert _params(star.FlameCoreSDK.submit_final_result)[1:6] == [
+        "result", "output_type", "multiple_results", "filename", "local_dp",
+    ]  # fmt: skip
+    assert _params(star.FlameCoreSDK.flame_log)[1:7] == [
+        "msg", "sep", "end", "log_type", "append", "halt_submission",
+    ]  # fmt: skip
+    assert inspect.signature(star.FlameCoreSDK.flame_log).parameters["log_type"].default == "info"
 
 
 def test_one_round_mean_over_s3_csv_bytes_equals_the_pooled_mean():
@@ -150,6 +164,8 @@ class GradientAggregator(StarAggregator):
 
     def has_converged(self, result, last_result):
         self.calls.append((self.num_iterations, result, last_result))
+        if last_result is None:  # round one: FLAME asks too, with no previous result
+            return False
         return abs(result - last_result) < 1e-9
 
 
@@ -163,27 +179,68 @@ def test_iterative_gradient_descent_converges_to_the_pooled_mean():
     assert tester.result == pytest.approx(pooled, abs=1e-6)
     aggregator = tester.models["node_3"].aggregator
     assert tester.num_iterations == aggregator.num_iterations > 5
-    # has_converged is asked from round 2 on, once per round, with the previous result.
-    assert [c[0] for c in aggregator.calls] == list(range(1, tester.num_iterations))
-    assert all(last is not None for _, _, last in aggregator.calls)
+    # has_converged is asked every round, the first included, with the previous result.
+    assert [c[0] for c in aggregator.calls] == list(range(tester.num_iterations))
+    assert aggregator.calls[0][2] is None
+    assert all(last is not None for _, _, last in aggregator.calls[1:])
+    assert aggregator.delta_criteria is True
     # Each analyzer ran once per round and kept its state across rounds.
     for node in ("node_0", "node_1", "node_2"):
         assert tester.models[node].analyzer.num_iterations == tester.num_iterations
 
 
-class ThreeArgConvergence(GradientAggregator):
+class NaiveConvergence(StarAggregator):
+    """Written as if has_converged were skipped on round one (it is not, on FLAME)."""
+
+    def __init__(self, flame):
+        super().__init__(flame)
+
+    def aggregation_method(self, analysis_results):
+        return sum(analysis_results)
+
+    def has_converged(self, result, last_result):
+        return abs(result - last_result) < 1e-9
+
+
+class ConstantAnalyzer(StarAnalyzer):
+    def __init__(self, flame):
+        super().__init__(flame)
+
+    def analysis_method(self, data, aggregator_results):
+        return 1.0
+
+
+def test_has_converged_with_none_on_round_one_fails_here_as_it_fails_on_a_node():
+    with pytest.raises(TypeError, match="NoneType"):
+        StarModelTester(
+            [[1.0], [2.0]], ConstantAnalyzer, NaiveConvergence, "s3", simple_analysis=False,
+            quiet=True,
+        )  # fmt: skip
+
+
+class AlwaysConverged(NaiveConvergence):
+    def has_converged(self, result, last_result):
+        self.seen = [*getattr(self, "seen", []), last_result]
+        return True
+
+
+def test_an_iterative_analysis_never_stops_after_round_one_even_if_converged():
+    tester = StarModelTester(
+        [[1.0], [2.0]], ConstantAnalyzer, AlwaysConverged, "s3", simple_analysis=False,
+        quiet=True,
+    )  # fmt: skip
+    assert tester.num_iterations == 2
+    assert tester.models["node_2"].aggregator.seen == [None, 2.0]
+
+
+class OldThreeArgConvergence(NaiveConvergence):
     def has_converged(self, result, last_result, num_iterations):
-        self.calls.append((num_iterations, result, last_result))
         return num_iterations >= 3
 
 
-def test_has_converged_with_the_newer_three_argument_signature_gets_num_iterations():
-    tester = StarModelTester(
-        [[1.0], [3.0]], GradientAnalyzer, ThreeArgConvergence, "s3", simple_analysis=False,
-        quiet=True,
-    )  # fmt: skip
-    assert tester.num_iterations == 4
-    assert [c[0] for c in tester.models["node_2"].aggregator.calls] == [1, 2, 3]
+def test_the_old_three_argument_has_converged_fails_as_on_flame_0_6():
+    with pytest.raises(TypeError, match="num_iterations"):
+        StarModelTester([[1.0], [3.0]], ConstantAnalyzer, OldThreeArgConvergence, "s3", quiet=True)
 
 
 def test_analyzer_and_aggregator_kwargs_reach_the_constructors():

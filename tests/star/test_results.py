@@ -60,11 +60,15 @@ def test_multiple_results_on_a_non_sequence_release_one_result_with_a_warning():
     assert "multiple_results=True" in warnings[0]
 
 
-def test_a_list_of_output_types_must_match_the_results():
+def test_a_list_of_output_types_is_treated_as_flamesdk_treats_it():
     with pytest.raises(StarError, match="2 output types"):
-        prepare_submission([1, 2, 3], ["str", "str"], multiple_results=True)
-    with pytest.raises(StarError, match="multiple_results"):
-        prepare_submission(1, ["str"])
+        prepare_submission([1, 2, 3], ["str", "bytes"], multiple_results=True)
+    warnings: list[str] = []
+    single = prepare_submission(1, ["pickle", "str"], warn=warnings.append)
+    assert single.results[0].output_type == "pickle" and "first one" in warnings[0]
+    longer = prepare_submission([1, 2], ["str", "pickle", "bytes"], True, warn=warnings.append)
+    assert [r.output_type for r in longer.results] == ["str", "pickle"]
+    assert "first 2" in warnings[1]
 
 
 def test_local_dp_noise_has_laplace_scale_sensitivity_over_epsilon():
@@ -94,9 +98,14 @@ def test_local_dp_refuses_anything_but_one_finite_number(value):
     assert caught.value.hint
 
 
-def test_local_dp_refuses_multiple_results():
-    with pytest.raises(DPParameterError, match="multiple_results"):
-        prepare_submission([1.0, 2.0], "str", True, local_dp=LocalDP(1.0, 1.0))
+def test_local_dp_noises_each_of_multiple_results_as_flamesdk_does():
+    rng = np.random.default_rng(7)
+    submission = prepare_submission([1.0, 2.0], "pickle", True, local_dp=LocalDP(1.0, 1.0), rng=rng)
+    values = [float(r.value) for r in submission.results]
+    assert [r.output_type for r in submission.results] == ["str", "str"]
+    assert values != [1.0, 2.0]
+    with pytest.raises(DPParameterError, match="single number"):
+        prepare_submission([1.0, "x"], "str", True, local_dp=LocalDP(1.0, 1.0))
 
 
 @pytest.mark.parametrize(

@@ -3,15 +3,15 @@ failures re-raised with the analysis code's traceback, and no hang when a node f
 
 from __future__ import annotations
 
-import json
+import pickle
 import threading
 import traceback
 
 import numpy as np
 import pytest
 
-from flame_lab.errors import DPParameterError, PayloadError, StarError
-from flame_lab.star import StarAggregator, StarAnalyzer, StarLocalDPModel, StarModelTester
+from flame_lab.errors import DPParameterError, StarError
+from flame_lab.star import StarAggregator, StarAnalyzer, StarModelTester
 from tests.star.analyses import CsvSumAnalyzer, PooledMeanAggregator, csv_split
 
 SPLITS = [csv_split([10, 20]), csv_split([30])]
@@ -67,15 +67,28 @@ class PairAggregator(StarAggregator):
         return True
 
 
-def test_multiple_results_are_written_to_numbered_files_without_pickle(tmp_path):
+def test_pickle_results_are_written_as_pickles_to_numbered_files_as_flame_writes_them(tmp_path):
     tester = StarModelTester(
         SPLITS, CsvSumAnalyzer, PairAggregator, "s3", output_type="pickle",
-        multiple_results=True, result_filepath=tmp_path / "out.bin", quiet=True,
+        multiple_results=True, result_filepath=str(tmp_path / "out.pkl"), quiet=True,
     )  # fmt: skip
     assert tester.result[0] == {"n": 3}
-    assert json.loads((tmp_path / "out_1.bin").read_text()) == {"n": 3}
-    with (tmp_path / "out_2.bin").open("rb") as handle:
-        assert np.load(handle, allow_pickle=False).tolist() == [0, 1, 2]
+    # FLAME's documented next step: pickle.load(open(path, 'rb'))
+    with (tmp_path / "out_1.pkl").open("rb") as handle:
+        assert pickle.load(handle) == {"n": 3}  # noqa: S301 - written by this test
+    with (tmp_path / "out_2.pkl").open("rb") as handle:
+        assert pickle.load(handle).tolist() == [0, 1, 2]  # noqa: S301 - written by this test
+
+
+def test_write_result_follows_the_output_type_of_each_result(tmp_path, capsys):
+    paths = [str(tmp_path / "a.txt"), str(tmp_path / "b.bin"), str(tmp_path / "c.pkl")]
+    StarModelTester.write_result(
+        [3.5, b"\x89PNG", {"k": 1}], ["str", "bytes", "pickle"], paths, multiple_results=True
+    )
+    assert (tmp_path / "a.txt").read_text() == "3.5"
+    assert (tmp_path / "b.bin").read_bytes() == b"\x89PNG"
+    assert pickle.loads((tmp_path / "c.pkl").read_bytes()) == {"k": 1}  # noqa: S301 - ours
+    assert "Final result_3 written to" in capsys.readouterr().out
 
 
 def test_multiple_results_are_printed_one_by_one(capsys):
@@ -186,11 +199,16 @@ def test_local_dp_refuses_a_non_numeric_final_result():
         )  # fmt: skip
 
 
-def test_star_local_dp_model_needs_both_parameters():
-    with pytest.raises(DPParameterError, match="both"):
-        StarModelTester(SPLITS, CsvSumAnalyzer, PooledMeanAggregator, "s3", epsilon=1.0)
-    with pytest.raises(DPParameterError, match="both"):
-        StarLocalDPModel(CsvSumAnalyzer, PooledMeanAggregator, "s3", sensitivity=1.0)
+def test_star_local_dp_model_with_one_parameter_adds_no_noise_but_says_so():
+    tester = StarModelTester(SPLITS, CsvSumAnalyzer, PooledMeanAggregator, "s3", epsilon=1.0)
+    exact = StarModelTester(SPLITS, CsvSumAnalyzer, PooledMeanAggregator, "s3", quiet=True)
+    assert tester.result == exact.result
+    assert tester.submission.local_dp is None
+    assert any("without differential privacy" in e.message for e in tester.logs)
+    with pytest.raises(DPParameterError, match="> 0"):
+        StarModelTester(
+            SPLITS, CsvSumAnalyzer, PooledMeanAggregator, "s3", epsilon=-1.0, sensitivity=1.0
+        )
 
 
 def test_empty_data_splits_are_refused():
@@ -237,13 +255,9 @@ class SetAggregator(PooledMeanAggregator):
         return {r["n"] for r in analysis_results}
 
 
-def test_a_python_object_a_node_cannot_encode_is_flagged_and_never_pickled(tmp_path, capsys):
-    tester = StarModelTester(SPLITS, CsvSumAnalyzer, SetAggregator, "s3", output_type="pickle")
-    assert tester.result == {1, 2}
-    assert "Warning: a FLAME node could not release this result" in capsys.readouterr().out
-    with pytest.raises(PayloadError):
-        StarModelTester(
-            SPLITS, CsvSumAnalyzer, SetAggregator, "s3", output_type="pickle",
-            result_filepath=tmp_path / "r.json", quiet=True,
-        )  # fmt: skip
-    assert not (tmp_path / "r.json").exists()
+def test_a_python_object_is_released_as_flame_releases_it(tmp_path):
+    StarModelTester(
+        SPLITS, CsvSumAnalyzer, SetAggregator, "s3", output_type="pickle",
+        result_filepath=tmp_path / "r.pkl", quiet=True,
+    )  # fmt: skip
+    assert pickle.loads((tmp_path / "r.pkl").read_bytes()) == {1, 2}  # noqa: S301 - ours

@@ -1,0 +1,1 @@
+"""``flame.utils``: helpers of FLAME's patterns package."""
