@@ -13,9 +13,12 @@ import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flame_lab.errors import DraftError
+
+if TYPE_CHECKING:
+    from flame_lab.images.fit import ImageReport
 
 DEFAULT_ENTRYPOINT = "analysis.py"
 CELL_MAGIC = "%%flame"
@@ -37,6 +40,15 @@ class Source:
     def where(self, lineno: int | None) -> str:
         place = self.origin or self.path
         return f"{place}, line {lineno + self.line_offset}" if lineno else place
+
+
+@dataclass(frozen=True)
+class ImportUse:
+    """One ``import x`` / ``from x import y`` of a draft file: the top-level module and where."""
+
+    module: str
+    where: str
+    path: str
 
 
 @dataclass(frozen=True)
@@ -158,17 +170,20 @@ class Draft:
     def files(self) -> dict[str, bytes]:
         return {path: src.text.encode("utf-8") for path, src in sorted(self.sources.items())}
 
-    def check(self) -> None:
-        """Refuse what would certainly fail on a node, with the author's line numbers."""
+    def check(self, image: str | None = None) -> ImageReport:
+        """Refuse what would certainly fail on a node, with the author's line numbers.
+
+        Also weighs the draft's imports against FLAME's master images: with ``image`` (a
+        virtual path such as ``python/ml``) what that image lacks is an ImageError here,
+        before anything is signed. The report says which known images fit.
+        """
         if self.entrypoint not in self.sources:
             raise DraftError(
                 f"the draft has no entrypoint {self.entrypoint!r}",
                 hint=f"Write the analysis in a cell starting with `{CELL_MAGIC}`.",
             )
         trees = {path: self._parse(src) for path, src in self.sources.items()}
-        local = {_module_name(path) for path in self.sources}
-        for path, tree in trees.items():
-            self._check_imports(self.sources[path], tree, local)
+        self._check_imports()
         entry = self.sources[self.entrypoint]
         if not _calls_model(trees[self.entrypoint]):
             raise DraftError(
@@ -176,6 +191,9 @@ class Draft:
                 hint="The entrypoint must run StarModel (or StarLocalDPModel) with your "
                 "analyzer and aggregator classes, as on a FLAME node.",
             )
+        from flame_lab.images.fit import report
+
+        return report(self, image)
 
     @staticmethod
     def _parse(src: Source) -> ast.Module:
@@ -189,25 +207,36 @@ class Draft:
                 hint="Fix the line and run the cell again.",
             ) from None
 
-    @staticmethod
-    def _check_imports(src: Source, tree: ast.Module, local: set[str]) -> None:
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names = [node.module]
-            else:
-                continue
-            for name in names:
-                top = name.split(".")[0]
-                if top in local or top in ALWAYS_AVAILABLE or top in sys.stdlib_module_names:
+    def imports(self) -> list[ImportUse]:
+        """Every absolute import of the draft's files, by top-level module, with its place."""
+        local = {_module_name(path) for path in self.sources}
+        uses = []
+        for path, src in sorted(self.sources.items()):
+            for node in ast.walk(self._parse(src)):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                else:
                     continue
-                if importlib.util.find_spec(top) is None:
-                    raise DraftError(
-                        f"{src.where(node.lineno)}: module {top!r} is not available",
-                        hint="Nodes run the python/base image: use the standard library, numpy, "
-                        f"or add the module to the draft with `{CELL_MAGIC} file {top}.py`.",
-                    )
+                for name in names:
+                    top = name.split(".")[0]
+                    if top not in local:
+                        uses.append(ImportUse(top, src.where(node.lineno), path))
+        return uses
+
+    def _check_imports(self) -> None:
+        for use in self.imports():
+            top = use.module
+            if top in ALWAYS_AVAILABLE or top in sys.stdlib_module_names:
+                continue
+            if importlib.util.find_spec(top) is None:
+                raise DraftError(
+                    f"{use.where}: module {top!r} is not available",
+                    hint="Install it in this kernel (e.g. `%pip install NAME`) so flame_lab can "
+                    "tell which FLAME master image has it, or add your own module to the draft "
+                    f"with `{CELL_MAGIC} file {top}.py`.",
+                )
 
 
 def _module_name(path: str) -> str:

@@ -242,3 +242,7 @@ class BadRequest(FlameLabError):
     """A request to flame_lab's REST API is malformed (not the analysis code itself)."""
 
     default_hint = "Send the JSON body the flame_lab REST API documents."
+
+
+class ImageError(FlameLabError):
+    """A master image is unknown, its package list is unknown, or it lacks what a draft needs."""
