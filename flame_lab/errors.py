@@ -122,6 +122,15 @@ class HubUnreachable(HubError):
     pass
 
 
+class HubStorageFull(HubError):
+    """The hub answered 507: it has no room to store what was sent."""
+
+    default_hint = (
+        "The hub's disk is full: free space there (for the sandbox: `flame-lab sandbox gc`, "
+        "or delete old analyses), then try again; nothing was stored."
+    )
+
+
 class HubAuthError(HubError):
     default_hint = "Log in again or check the token, user name and password."
 

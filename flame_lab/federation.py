@@ -38,6 +38,9 @@ from flame_lab.hubclient import (
     HubEndpoints,
     every,
     hub_errors,
+    hub_outage,
+    long_poll_timeout,
+    patiently,
     with_password,
     with_token,
 )
@@ -641,9 +644,16 @@ class Analysis:
         """Until executed (returned) or failed, rejected, cancelled (raised with the reason)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         last, version = None, None
+        patience = hub_outage()
         while True:
             looked = time.monotonic()
-            current = self.status()
+            # a hub that restarts or stalls is waited for (FLAME_LAB_HUB_OUTAGE), not given up on
+            current = patiently(
+                f"read the state of analysis {self.id}",
+                self.status,
+                patience,
+                url=self.federation.hub_url,
+            )
             # a pause after each look, as long as the look took (at most ``interval``): a
             # large federation's many changes must not keep the machine and the hub busy
             pause = min(time.monotonic() - looked, interval)
@@ -677,7 +687,9 @@ class Analysis:
             try:
                 with self._call(f"wait for changes of analysis {self.id}"):
                     response = self.federation.clients.core_http.get(
-                        f"analyses/{self.id}/changes", params=params
+                        f"analyses/{self.id}/changes",
+                        params=params,
+                        timeout=long_poll_timeout(self.federation.clients, wait),
                     )
                 if response.status_code == 200:
                     return int(response.json()["data"]["version"])

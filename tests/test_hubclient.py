@@ -1,8 +1,32 @@
-"""Hub calls page through everything: a FLAME Hub serves at most 50 records per page."""
+"""Hub calls page through everything (a FLAME Hub serves at most 50 records per page), wait
+within named limits with backoff, and read the hub's error answers as what they mean."""
 
 from __future__ import annotations
 
-from flame_lab.hubclient import PAGE, every
+import httpx2 as httpx
+import pytest
+
+from flame_lab.errors import (
+    FlameLabError,
+    HubAuthError,
+    HubError,
+    HubStorageFull,
+    HubUnreachable,
+    NotFound,
+)
+from flame_lab.hubclient import (
+    HUB_OUTAGE_VAR,
+    PAGE,
+    REQUEST_TIMEOUT_VAR,
+    HubEndpoints,
+    HubOutage,
+    Patience,
+    checked,
+    every,
+    hub_outage,
+    patiently,
+    request_timeout,
+)
 
 
 def _pages(total: int):
@@ -32,3 +56,74 @@ def test_an_exact_multiple_of_the_page_size_asks_once_more_and_stops():
 def test_nothing_is_one_call():
     find, calls = _pages(0)
     assert every(find) == [] and len(calls) == 1
+
+
+# -- named limits, backoff, and the hub's error answers ---------------------------------------
+def _flaky(failures: int, error: Exception):
+    calls = []
+
+    def call():
+        calls.append(1)
+        if len(calls) <= failures:
+            raise error
+        return "answer"
+
+    return call, calls
+
+
+QUICK = Patience("TEST_LIMIT", 60.0, first_delay=0.001, max_delay=0.001)
+
+
+def test_a_hub_that_comes_back_is_waited_for():
+    call, calls = _flaky(4, httpx.ConnectError("refused"))
+    assert patiently("read the analysis", call, QUICK) == "answer" and len(calls) == 5
+
+
+def test_past_the_limit_the_error_names_what_was_waited_for_and_the_limit():
+    call, _ = _flaky(10**9, httpx.ReadTimeout("no answer"))
+    limit = Patience("TEST_LIMIT", 0.01, first_delay=0.001, max_delay=0.001)
+    with pytest.raises(HubOutage) as caught:
+        patiently("upload the sealed result", call, limit, url="http://hub")
+    text = caught.value.message
+    assert "the hub at http://hub was unreachable" in text
+    assert "upload the sealed result" in text and "TEST_LIMIT=0.01 s" in text
+    assert "ReadTimeout" in text and "FLAME_LAB_HUB_TIMEOUT" in text
+
+
+def test_a_refusal_or_a_full_disk_is_not_retried():
+    for error, kind in ((HubError("no"), HubError), (HubStorageFull("full"), HubStorageFull)):
+        call, calls = _flaky(10**9, error)
+        with pytest.raises(kind):
+            patiently("store", call, QUICK)
+        assert len(calls) == 1
+
+
+def test_backoff_doubles_up_to_its_cap():
+    p = Patience("X", 100, first_delay=0.25, max_delay=5)
+    assert [p.delay(i) for i in range(7)] == [0.25, 0.5, 1, 2, 4, 5, 5]
+
+
+def test_the_hubs_error_answers_read_as_what_they_mean():
+    def answer(status: int, message: str = "") -> httpx.Response:
+        return httpx.Response(status, json={"message": message} if message else {})
+
+    assert checked(answer(200), "read").status_code == 200
+    with pytest.raises(HubStorageFull, match="no room to upload the code: disk full"):
+        checked(answer(507, "disk full"), "upload the code")
+    with pytest.raises(HubUnreachable, match="temporarily unable"):
+        checked(answer(503), "read")
+    with pytest.raises(NotFound):
+        checked(answer(404, "gone"), "read")
+    with pytest.raises(HubAuthError):
+        checked(answer(401), "read")
+
+
+def test_limits_come_from_the_environment_and_bad_values_say_so(monkeypatch):
+    monkeypatch.setenv(REQUEST_TIMEOUT_VAR, "7.5")
+    assert request_timeout() == 7.5 and HubEndpoints.under("http://h").timeout == 7.5
+    monkeypatch.setenv(HUB_OUTAGE_VAR, "90")
+    assert hub_outage() == Patience(HUB_OUTAGE_VAR, 90.0)
+    for bad in ("soon", "0", "-3"):
+        monkeypatch.setenv(REQUEST_TIMEOUT_VAR, bad)
+        with pytest.raises(FlameLabError, match="FLAME_LAB_HUB_TIMEOUT"):
+            request_timeout()

@@ -63,9 +63,19 @@ def _status(args: argparse.Namespace) -> int:
     state = f"running at {info['url']} (pid {info['pid']})" if info["running"] else "stopped"
     print(f"sandbox {info['home']}: {state}")
     print(f"  researcher: {info['username']} (password in {info['credentialsFile']})")
+    detached = 0
     for node in info["nodes"]:
-        print(f"  node {node['name']:<16} {node['type']:<10} {node['id']}")
-    return 0 if info["running"] else 3
+        if node["agentAttached"]:
+            agent = f"agent pid {node['agentPid']}"
+        elif node["agentRunning"]:
+            agent = f"agent DETACHED (talks to {node['agentUrl']})"
+        else:
+            agent = "agent not running"
+        detached += info["running"] and not node["agentAttached"]
+        print(f"  node {node['name']:<16} {node['type']:<10} {node['id']}  {agent}")
+    if detached:
+        print(f"  {detached} agent(s) not serving this hub: run `flame-lab sandbox up` to recover")
+    return 0 if info["running"] and not detached else 3
 
 
 def _down(args: argparse.Namespace) -> int:
@@ -93,9 +103,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     def home_option(p: argparse.ArgumentParser) -> None:
         p.add_argument("--home", type=Path, default=None, help="sandbox folder (default: XDG)")
 
-    up = verbs.add_parser("up", help="start the sandbox (or reuse the running one)")
+    up = verbs.add_parser(
+        "up", help="start the sandbox, or recover it after a crash (or reuse the running one)"
+    )
     up.add_argument("--nodes", type=int, default=3, help="nodes incl. the aggregator (3)")
-    up.add_argument("--port", type=int, default=0, help="port (0 = any free port)")
+    up.add_argument(
+        "--port", type=int, default=0, help="port (0 = the port used last, else any free port)"
+    )
     up.add_argument("--foreground", action="store_true", help="do not detach")
     up.add_argument(
         "--node-data",

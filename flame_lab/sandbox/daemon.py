@@ -4,6 +4,11 @@
 client secrets, an approved project), then runs the hub detached (its own session, output to
 ``hub.log``) and returns once it answers. A second ``up`` reuses a running hub; stale pid files
 left by a crash are detected and replaced. State lives in SQLite and blobs, so it survives.
+
+Restart is recovery: the hub's port is kept in ``sandbox.json`` and reused by every later
+``up``, so kernels and agents that knew the old URL reach the new hub without a reconnect. If
+that port was taken meanwhile, the hub gets another and every agent still pointing at the old
+URL is restarted; ``up`` returns only once each agent has served the hub it just started.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -217,22 +223,84 @@ def _node_folders(home: Path) -> list[NodeFolder]:
 
 def agent_pid(folder: NodeFolder) -> int | None:
     """The pid of the node's agent process, if it is alive."""
-    text = folder.pid.read_text().strip() if folder.pid.exists() else ""
+    try:
+        text = folder.pid.read_text().strip()
+    except (FileNotFoundError, OSError):
+        text = ""
     return int(text) if text.isdigit() and _alive(int(text)) else None
 
 
+def agent_url(folder: NodeFolder) -> str | None:
+    """The hub URL the node's agent was started with (None if unknown)."""
+    try:
+        return folder.hub_url.read_text(encoding="utf-8").strip() or None
+    except (FileNotFoundError, OSError):
+        return None
+
+
 def ensure_agents(home: Path, url: str) -> None:
-    """Start every node agent that is not running (after `up`, or after one crashed)."""
-    for folder in _node_folders(home):
+    """Start every node agent that is not running (after `up`, or after one crashed), and
+    restart every one that talks to another URL (a hub that had to move to a new port)."""
+    folders = _node_folders(home)
+    detached = [f for f in folders if agent_pid(f) is not None and agent_url(f) != url]
+    if detached:
+        stop_pids([pid for pid in map(agent_pid, detached) if pid is not None])
+    for folder in folders:
         if agent_pid(folder) is not None:
             continue
         with contextlib.suppress(FileNotFoundError):
             folder.ready.unlink()
         argv = [sys.executable, "-u", "-m", NODE_MODULE, "--home", str(home)]
         proc = _spawn([*argv, "--node", folder.name, "--url", url], folder.root, folder.log)
+        url_tmp = folder.hub_url.with_suffix(".spawned")
+        url_tmp.write_text(url, encoding="utf-8")
+        os.replace(url_tmp, folder.hub_url)
         pid_tmp = folder.pid.with_suffix(".spawned")
         pid_tmp.write_text(str(proc.pid))
         os.replace(pid_tmp, folder.pid)
+
+
+def _forget_readiness(home: Path) -> None:
+    """A new hub process: every agent must prove again that it serves it (ready files go)."""
+    for folder in _node_folders(home):
+        with contextlib.suppress(FileNotFoundError):
+            folder.ready.unlink()
+
+
+# -- the stable port ------------------------------------------------------------------------
+def remembered_port(home: Path) -> int:
+    """The port this sandbox's hub served last (0: none yet)."""
+    port = (_read_json(home / INFO_FILE) or {}).get("port")
+    return port if isinstance(port, int) and 0 < port < 65536 else 0
+
+
+def _remember_port(home: Path, port: int) -> None:
+    info = _read_json(home / INFO_FILE)
+    if info is None or info.get("port") == port:
+        return
+    info["port"] = port
+    tmp = home / (INFO_FILE + ".tmp")
+    tmp.write_text(json.dumps(info, indent=2), encoding="utf-8")
+    os.replace(tmp, home / INFO_FILE)
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether the hub could listen on ``port`` now (as tornado does, with SO_REUSEADDR)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _choose_port(home: Path, asked: int) -> int:
+    """The asked port, else the remembered one if it is still free, else any (0)."""
+    if asked:
+        return asked
+    kept = remembered_port(home)
+    return kept if kept and port_free(kept) else 0
 
 
 def wait_for_agents(home: Path, timeout: float) -> None:
@@ -300,8 +368,12 @@ def up(
         initialise(home, nodes, node_data=node_data)
     with contextlib.suppress(FileNotFoundError):
         (home / STATE_FILE).unlink()
+    _forget_readiness(home)
     proc = _spawn(
-        [sys.executable, "-m", HUB_MODULE, "--home", str(home), "--port", str(port)],
+        [
+            *(sys.executable, "-m", HUB_MODULE, "--home", str(home)),
+            *("--port", str(_choose_port(home, port))),
+        ],
         home,
         home / LOG_FILE,
     )
@@ -315,6 +387,7 @@ def up(
             )
         state = _read_json(home / STATE_FILE)
         if state and state.get("pid") == proc.pid and answers(state["url"]):
+            _remember_port(home, int(state["port"]))
             ensure_agents(home, state["url"])
             wait_for_agents(home, timeout)
             return Running(proc.pid, state["url"])
@@ -412,6 +485,7 @@ def status(home: Path | str | None = None) -> dict[str, Any]:
         "running": current is not None,
         "pid": current.pid if current else None,
         "url": url,
+        "port": remembered_port(home) or None,
         "coreUrl": f"{url}/core" if url else None,
         "authUrl": f"{url}/auth" if url else None,
         "storageUrl": f"{url}/storage" if url else None,
@@ -425,10 +499,22 @@ def status(home: Path | str | None = None) -> dict[str, Any]:
                 "secretsFile": str(home / "nodes" / node["name"] / "secrets.json"),
                 "identityFile": str(home / "nodes" / node["name"] / "identity.json"),
                 "publicIdentityFile": str(home / "nodes" / node["name"] / "public.json"),
-                "agentRunning": agent_pid(NodeFolder.of(home, node["name"])) is not None,
+                **_agent_status(NodeFolder.of(home, node["name"]), url),
             }
             for node in info.get("nodes", [])
         ],
+    }
+
+
+def _agent_status(folder: NodeFolder, hub_url: str | None) -> dict[str, Any]:
+    """Running, and attached: running with the URL of the hub that answers now."""
+    pid = agent_pid(folder)
+    url = agent_url(folder) if pid is not None else None
+    return {
+        "agentRunning": pid is not None,
+        "agentPid": pid,
+        "agentUrl": url,
+        "agentAttached": pid is not None and hub_url is not None and url == hub_url,
     }
 
 
@@ -452,12 +538,14 @@ def foreground(
     (home / PID_FILE).write_text(str(os.getpid()))
 
     def ready(url: str) -> None:
+        _remember_port(home, int(url.rsplit(":", 1)[1]))
         ensure_agents(home, url)
         if on_ready is not None:
             on_ready(url)
 
+    _forget_readiness(home)
     try:
-        serve(home, port, on_ready=ready)
+        serve(home, _choose_port(home, port), on_ready=ready)
     finally:
         stop_agents(home)
         for name in (PID_FILE, STATE_FILE):

@@ -28,6 +28,9 @@ from flame_lab.hubclient import (
     HubEndpoints,
     every,
     hub_errors,
+    hub_outage,
+    long_poll_timeout,
+    patiently,
     with_client_credentials,
 )
 from flame_lab.privacy import NodePolicy, PrivacyBudget, load_policy
@@ -49,6 +52,7 @@ log = logging.getLogger(__name__)
 CHANGE_WAIT_SECONDS = 2.0
 MIN_TICK_SECONDS = 0.05
 POLL_SECONDS = 0.2
+BACKOFF_MAX_SECONDS = 5.0  # the longest pause between looks at a hub that does not answer
 WATCH_SECONDS = 1.0
 WATCHES_PER_SECOND = 10.0  # a run's agents together look at most this often (above 10 nodes)
 # The hub calls a node offline after 15 s without a request; a peer must also stay offline for
@@ -66,6 +70,33 @@ def _short(text: str) -> str:
     lines = [ln for ln in lines if not ln.startswith("Hint:")] or [text.strip()]
     line = lines[-1] if lines[0].startswith("Traceback") else lines[0]
     return line if len(line) <= MAX_COMMENT else line[: MAX_COMMENT - 1] + "…"
+
+
+@dataclass
+class Outage:
+    """The agent's view of a hub that does not answer: since when, and how long to back off."""
+
+    failures: int = 0
+    since: float = 0.0
+    message: str = ""
+
+    def begin(self, message: str) -> bool:
+        """Count a failed look; True if it is worth a log line (a new or changed problem)."""
+        if not self.failures:
+            self.since = time.monotonic()
+        self.failures += 1
+        fresh = message != self.message
+        self.message = message
+        return fresh
+
+    def delay(self) -> float:
+        return min(BACKOFF_MAX_SECONDS, POLL_SECONDS * 2 ** min(self.failures - 1, 8))
+
+    def end(self) -> float:
+        """The outage is over: its length in seconds."""
+        lasted = time.monotonic() - self.since
+        self.failures, self.message = 0, ""
+        return lasted
 
 
 @dataclass
@@ -95,6 +126,7 @@ class NodeAgent:
         )
         self.state: dict[str, dict[str, Any]] = self.folder.read_state()
         self.runs: dict[str, Run] = {}
+        self.patience = hub_outage()
         self._lock = threading.Lock()
         self._nodes: dict[str, Any] = {}
         self._data: NodeData | None = None
@@ -157,14 +189,21 @@ class NodeAgent:
             log.warning("could not send a log line of %s to the hub", analysis_id)
 
     def _update(self, link_id: str, **fields: Any) -> None:
-        with hub_errors("update this node's analysis status"):
-            self.core.update_analysis_node(link_id, **fields)
+        """Report to the hub; idempotent, so retried through a hub outage (FLAME_LAB_HUB_OUTAGE)."""
+        self._patiently(
+            "update this node's analysis status",
+            lambda: self.core.update_analysis_node(link_id, **fields),
+        )
+
+    def _patiently(self, doing: str, call: Callable[[], Any]) -> Any:
+        return patiently(doing, call, self.patience, url=self.clients.endpoints.core_url)
 
     # -- the loop ------------------------------------------------------------------------------
     def run_forever(self, stop: threading.Event | None = None) -> None:
         stop = stop or threading.Event()
         self.node_log_startup()
         version: int | None = None
+        outage = Outage()
         while not stop.is_set():
             ticked = time.monotonic()
             try:
@@ -172,7 +211,13 @@ class NodeAgent:
                 if not self.folder.ready.exists():
                     self.folder.ready.write_text(str(os.getpid()))
             except FlameLabError as exc:
-                log.warning("%s: %s", self.name, exc.message)
+                # the hub is away (or refuses): say so once, then back off, not 4 lines a second
+                if outage.begin(exc.message):
+                    log.warning("%s: %s (retrying with backoff)", self.name, exc.message)
+                stop.wait(outage.delay())
+                continue
+            if outage.failures:
+                log.info("%s: the hub answers again after %.0f s", self.name, outage.end())
             stop.wait(max(0.0, ticked + MIN_TICK_SECONDS - time.monotonic()))
             if not stop.is_set():
                 version = self.wait_for_change(version, stop)
@@ -191,7 +236,9 @@ class NodeAgent:
         try:
             with hub_errors("wait for changes to this node's analyses"):
                 response = self.clients.core_http.get(
-                    f"nodes/{self.node_id}/changes", params=params
+                    f"nodes/{self.node_id}/changes",
+                    params=params,
+                    timeout=long_poll_timeout(self.clients, CHANGE_WAIT_SECONDS),
                 )
             if response.status_code == 200:
                 return int(response.json()["data"]["version"])
@@ -227,7 +274,10 @@ class NodeAgent:
     def step(self, link: Any) -> None:
         analysis_id = str(link.analysis_id)
         entry = self.state.get(analysis_id, {})
-        if entry.get("phase") in FINAL_PHASES or analysis_id in self.runs:
+        if analysis_id in self.runs:
+            return
+        if entry.get("phase") in FINAL_PHASES:
+            self.converge(link, entry)  # listed as open: the hub has not heard how it ended
             return
         if link.approval_status is None:
             if entry.get("phase") != "awaiting-admin":
@@ -237,7 +287,11 @@ class NodeAgent:
             self._save(analysis_id, phase="rejected")
             return
         if link.execution_status in ("started", "executing"):
-            self._fail(link, "the node restarted while the analysis was running")
+            self._fail(
+                link,
+                f"node {self.name} restarted while the analysis was running (its agent had "
+                "stopped); the run was not resumed",
+            )
             return
         if link.execution_status is not None:
             self._save(analysis_id, phase=link.execution_status)
@@ -246,6 +300,31 @@ class NodeAgent:
             analysis = self.core.get_analysis(analysis_id)
         if analysis is not None and analysis.distribution_status == "executed":
             self.start(link, analysis)
+
+    def converge(self, link: Any, entry: dict[str, Any]) -> None:
+        """Tell the hub how an analysis ended here while it could not be told (the hub was
+        down or stalled): the node's state file is the truth, the hub catches up."""
+        analysis_id, phase = str(link.analysis_id), entry.get("phase")
+        reason = str(entry.get("reason") or "")
+        if phase == "rejected" and link.approval_status != "rejected":
+            fields: dict[str, Any] = {"approval_status": "rejected"}
+        elif phase == "failed" and link.execution_status != "failed":
+            fields = {"execution_status": "failed"}
+        elif phase == "executed" and link.execution_status != "executed":
+            fields = {"execution_status": "executed", "execution_progress": 100}
+        else:
+            return
+        if reason:
+            fields["comment"] = _short(reason)
+        self._update(str(link.id), **fields)
+        self._save(analysis_id, reported=True)
+        log.info("%s: told the hub that analysis %s ended %s", self.name, analysis_id, phase)
+        self.node_log(
+            analysis_id,
+            "error" if phase == "failed" else "info",
+            f"{self.name}: reported late ({phase}" + (f": {reason}" if reason else "") + "); "
+            "the hub could not be told when it happened",
+        )
 
     # -- approval ------------------------------------------------------------------------------
     def fetch_bundle(self, analysis_id: str, built_hash: str | None) -> bundles.SignedBundle:
@@ -336,13 +415,19 @@ class NodeAgent:
             self.runs.pop(analysis_id, None)
 
     def _fail(self, link: Any, reason: str) -> None:
+        """Fail here first (the state file), then tell the hub; if the hub cannot be told now,
+        ``converge`` tells it once it answers again."""
         analysis_id = str(link.analysis_id)
-        self._save(analysis_id, phase="failed", reason=reason)
+        self._save(analysis_id, phase="failed", reason=reason, reported=False)
         self.node_log(analysis_id, "error", f"{self.name}: {reason}")
         try:
             self._update(str(link.id), execution_status="failed", comment=_short(reason))
         except FlameLabError:
-            log.warning("could not report the failure of %s", analysis_id)
+            log.warning(
+                "could not report the failure of %s yet; will when the hub answers", analysis_id
+            )
+            return
+        self._save(analysis_id, reported=True)
 
     def _run(self, link: Any, analysis: Any, run: Run) -> None:
         analysis_id = str(link.analysis_id)
@@ -362,8 +447,10 @@ class NodeAgent:
             target.write_bytes(content)
         work_dir.mkdir(parents=True)
 
-        with hub_errors(f"list the nodes of analysis {analysis_id}"):
-            links = every(self.core.find_analysis_nodes, filter={"analysis_id": analysis_id})
+        links = self._patiently(
+            f"list the nodes of analysis {analysis_id}",
+            lambda: every(self.core.find_analysis_nodes, filter={"analysis_id": analysis_id}),
+        )
         participants = tuple(str(x.node_id) for x in links)
         aggregator = next((p for p in participants if self._type(p) == "aggregator"), self.node_id)
         facts = NodeFacts(
@@ -409,15 +496,24 @@ class NodeAgent:
         run.stop.set()
         self.node_log(analysis_id, "debug", f"{self.name}: confinement {outcome.confinement}")
         shutil.rmtree(work_dir, ignore_errors=True)
+        if transport.outage is not None and not outcome.ok:  # the cause, not its traceback
+            raise FlameLabError(f"{self.name}: {transport.outage.message}")
         if outcome.stopped:
             raise FlameLabError(run.reason or "the node stopped the analysis")
         if not outcome.ok:
             raise FlameLabError(outcome.failure or "the analysis failed")
         if facts.role == "aggregator" and service.submission is None:
             raise FlameLabError("the aggregator finished without submitting a final result")
-        self._update(link_id, execution_status="executed", execution_progress=100)
-        self._save(analysis_id, phase="executed")
+        self._save(analysis_id, phase="executed", reported=False)  # the result is at the hub
         self.node_log(analysis_id, "info", f"{self.name}: finished")
+        try:
+            self._update(link_id, execution_status="executed", execution_progress=100)
+        except FlameLabError:
+            log.warning(
+                "could not report %s as executed yet; will when the hub answers", analysis_id
+            )
+            return
+        self._save(analysis_id, reported=True)
 
     def _type(self, node_id: str) -> str:
         if node_id not in self._nodes:
@@ -505,14 +601,19 @@ class NodeAgent:
                         "content_type": "application/octet-stream",
                     }
                 )
-            with hub_errors("find the RESULT bucket"):
-                found = self.core.find_analysis_buckets(
+            found = self._patiently(
+                "find the RESULT bucket",
+                lambda: self.core.find_analysis_buckets(
                     filter={"analysis_id": analysis_id, "type": "RESULT"}
-                )
+                ),
+            )
             if not found:
                 raise PolicyRefused("the hub has no RESULT bucket for this analysis")
-            with hub_errors("upload the sealed result"):
-                self.clients.storage.upload_to_bucket(found[0].bucket_id, *files)
+            # a retried upload replaces the same paths at the hub: never a second result
+            self._patiently(
+                "upload the sealed result",
+                lambda: self.clients.storage.upload_to_bucket(found[0].bucket_id, *files),
+            )
             self.node_log(
                 analysis_id,
                 "info",

@@ -11,6 +11,7 @@
     data/            the node's data (synthetic, or a copy of --node-data)
     runs/<id>/       one folder per analysis: code/ (verified build), work/ (private)
     agent.json       the agent's memory of each analysis (approved bundle hash, run state)
+    agent.pid, agent.url, agent.ready   the running agent: pid, hub URL, served the hub once
 ```
 """
 
@@ -50,6 +51,7 @@ class NodeFolder:
     pid = property(lambda self: self.root / "agent.pid")
     log = property(lambda self: self.root / "agent.log")
     ready = property(lambda self: self.root / "agent.ready")  # pid, once it served the hub
+    hub_url = property(lambda self: self.root / "agent.url")  # the URL its agent talks to
 
     def read_secrets(self) -> dict[str, str]:
         try:

@@ -1,7 +1,9 @@
 """Node-to-node messages over the hub's messenger, encrypted to the receiving node.
 
 The hub relays and stores only ciphertext (security.node_channel); the message id and the
-category travel inside it. Each received id is accepted once, so the hub cannot replay.
+category travel inside it. Each received id is accepted once, so the hub cannot replay (and a
+broadcast re-sent after a lost answer is dropped as a repeat). Both directions ride out a hub
+that stops answering for up to FLAME_LAB_HUB_OUTAGE; past that, ``outage`` names what happened.
 """
 
 from __future__ import annotations
@@ -11,11 +13,11 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
+from typing import TypeVar
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from flame_lab.errors import HubError
-from flame_lab.hubclient import HubClients
+from flame_lab.hubclient import HubClients, HubOutage, Patience, checked, hub_outage, patiently
 from flame_lab.security.keys import NodeIdentity
 from flame_lab.security.node_channel import MessageRejected, Route, open_message, seal_message
 from flame_lab.star.runtime import Message
@@ -26,6 +28,7 @@ WAIT_SECONDS = 2.0
 # Sealed copies of one message go to the hub together, in requests of at most this size.
 BATCH_BYTES = 8 * 1024 * 1024
 FRAME_VERSION = 1
+T = TypeVar("T")
 
 
 def frame(category: str, body: bytes) -> bytes:
@@ -57,8 +60,13 @@ class HubTransport:
         identity: NodeIdentity,
         peer_key: Callable[[str], ec.EllipticCurvePublicKey],
         on_rejected: Callable[[str], None] | None = None,
+        patience: Patience | None = None,
     ) -> None:
         self.http = clients.core_http
+        self.url = clients.endpoints.core_url
+        self.timeout = clients.endpoints.timeout
+        self.patience = patience or hub_outage()
+        self.outage: HubOutage | None = None  # set when a call gave up on the hub
         self.analysis_id = analysis_id
         self.node_id = node_id
         self.identity = identity
@@ -94,9 +102,22 @@ class HubTransport:
             "payload": base64.b64encode(bytes.fromhex(message_id) + sealed).decode("ascii"),
         }
 
+    def _patiently(self, doing: str, call: Callable[[], T]) -> T:
+        try:
+            return patiently(doing, call, self.patience, url=self.url)
+        except HubOutage as exc:
+            self.outage = exc
+            raise
+
     def _post(self, batch: list[tuple[str, dict]]) -> list[str]:
         """One request for the batch: the hub stores all of it or none."""
-        response = self.http.post("analysis-messages", json=[message for _, message in batch])
+        doing = "send a message to other nodes"
+        response = self._patiently(
+            doing,
+            lambda: checked(
+                self.http.post("analysis-messages", json=[message for _, message in batch]), doing
+            ),
+        )
         return [receiver for receiver, _ in batch] if response.status_code == 201 else []
 
     def receive(self, timeout: float | None) -> Message | None:
@@ -110,19 +131,22 @@ class HubTransport:
 
     def _fetch(self, wait: float) -> None:
         """Read the inbox past the cursor; the hub holds an empty answer up to ``wait`` s."""
-        response = self.http.get(
-            "analysis-messages",
-            params={
-                "filter[toNodeId]": self.node_id,
-                "filter[analysisId]": self.analysis_id,
-                "filter[seq]": f">{self._cursor}",
-                "sort": "seq",
-                "page[limit]": "50",
-                "wait": f"{wait:.3f}",
-            },
+        params = {
+            "filter[toNodeId]": self.node_id,
+            "filter[analysisId]": self.analysis_id,
+            "filter[seq]": f">{self._cursor}",
+            "sort": "seq",
+            "page[limit]": "50",
+            "wait": f"{wait:.3f}",
+        }
+        doing = "receive messages from other nodes"
+        response = self._patiently(
+            doing,
+            lambda: checked(
+                self.http.get("analysis-messages", params=params, timeout=self.timeout + wait),
+                doing,
+            ),
         )
-        if response.status_code != 200:
-            raise HubError(f"the hub's messenger answered {response.status_code}")
         for item in response.json().get("data", []):
             self._cursor = max(self._cursor, int(item.get("seq", 0)))
             self._accept(item)

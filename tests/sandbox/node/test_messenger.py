@@ -8,6 +8,8 @@ from typing import Any
 import httpx2
 import pytest
 
+from flame_lab.errors import HubUnreachable
+from flame_lab.hubclient import HubEndpoints, HubOutage, Patience
 from flame_lab.sandbox.node.messenger import HubTransport, frame, unframe
 from flame_lab.security.keys import NodeIdentity
 
@@ -25,7 +27,7 @@ class FakeMessenger:
             self.stored.append({**item, "seq": len(self.stored) + 1})
         return httpx2.Response(201, json={"data": json})
 
-    def get(self, url: str, params: dict[str, str]) -> httpx2.Response:
+    def get(self, url: str, params: dict[str, str], timeout: float = 0) -> httpx2.Response:
         after = int(params["filter[seq]"].lstrip(">"))
         mine = [
             m
@@ -38,6 +40,28 @@ class FakeMessenger:
 class Clients:
     def __init__(self, http: FakeMessenger) -> None:
         self.core_http = http
+        self.endpoints = HubEndpoints.under("http://hub.invalid")
+
+
+class FlakyMessenger(FakeMessenger):
+    """A hub that does not answer the first ``failures`` requests (down, or stalled)."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def _fault(self) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise httpx2.ReadTimeout("no answer")
+
+    def post(self, url: str, json: Any) -> httpx2.Response:
+        self._fault()
+        return super().post(url, json)
+
+    def get(self, url: str, params: dict[str, str], timeout: float = 0) -> httpx2.Response:
+        self._fault()
+        return super().get(url, params, timeout)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +69,13 @@ def identities() -> dict[str, NodeIdentity]:
     return {name: NodeIdentity.generate() for name in ("agg", "a", "b")}
 
 
-def transport(hub: FakeMessenger, me: str, identities, rejected: list[str] | None = None):
+def transport(
+    hub: FakeMessenger,
+    me: str,
+    identities,
+    rejected: list[str] | None = None,
+    patience: Patience | None = None,
+):
     return HubTransport(
         Clients(hub),  # type: ignore[arg-type]
         "analysis-1",
@@ -53,7 +83,28 @@ def transport(hub: FakeMessenger, me: str, identities, rejected: list[str] | Non
         identities[me],
         lambda node: identities[node].public.ecdh_key,
         on_rejected=None if rejected is None else rejected.append,
+        patience=patience or Patience("TEST_OUTAGE", 60.0, first_delay=0.001, max_delay=0.001),
     )
+
+
+def test_messages_outlast_a_hub_that_does_not_answer_for_a_while(identities) -> None:
+    hub = FlakyMessenger(failures=3)
+    transport(hub, "a", identities).send(["agg"], "data", b"sent during an outage")
+    hub.failures = 3
+    received = transport(hub, "agg", identities).receive(timeout=None)
+    assert received is not None and received.body == b"sent during an outage"
+
+
+def test_past_its_named_limit_the_transport_names_the_outage(identities) -> None:
+    hub = FlakyMessenger(failures=10**9)
+    limit = Patience("TEST_OUTAGE", 0.01, first_delay=0.001, max_delay=0.001)
+    sender = transport(hub, "a", identities, patience=limit)
+    with pytest.raises(HubOutage) as caught:
+        sender.send(["agg"], "data", b"x")
+    message = caught.value.message
+    assert "send a message to other nodes" in message and "TEST_OUTAGE=0.01 s" in message
+    assert "ReadTimeout" in message and isinstance(caught.value, HubUnreachable)
+    assert sender.outage is caught.value  # the agent reports this, not the analysis's traceback
 
 
 def test_a_broadcast_is_one_request_and_each_receiver_reads_its_copy(identities) -> None:
