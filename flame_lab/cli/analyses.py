@@ -10,6 +10,7 @@ from typing import Any, TextIO
 
 from flame_lab.draft import Draft
 from flame_lab.errors import FlameLabError
+from flame_lab.textsafe import shown
 
 
 def _connect(args: argparse.Namespace):
@@ -23,11 +24,11 @@ def node_line(status: Any) -> list[str]:
     lines = []
     for node in status.nodes:
         line = (
-            f"  {node.name:<16} {node.approval or 'pending':<9} "
+            f"  {shown(node.name, multiline=False):<16} {node.approval or 'pending':<9} "
             f"{node.execution or '-':<10} {node.progress:>3}%"
         )
         if node.comment and (node.execution == "failed" or node.approval == "rejected"):
-            line += f"  {node.comment}"
+            line += f"  {shown(node.comment, multiline=False)}"
         lines.append(line)
     return lines
 
@@ -41,12 +42,21 @@ class Progress:
         self.drawn = 0
 
     def __call__(self, status: Any) -> None:
-        lines = [f"{status.name} ({status.analysis_id}): {status.overall}", *node_line(status)]
+        title = f"{shown(status.name, multiline=False)} ({status.analysis_id}): {status.overall}"
+        lines = [title, *node_line(status)]
         if self.tty and self.drawn:
             self.out.write(f"\x1b[{self.drawn}F\x1b[J")
         self.out.write("\n".join(lines) + "\n")
         self.out.flush()
         self.drawn = len(lines)
+
+
+def log_time(value: Any) -> str:
+    """A hub's log time (epoch digits or ISO text) as ``YYYY-MM-DD HH:MM:SS`` UTC."""
+    from flame_lab.kernel.render import parse_time
+
+    moment = parse_time(value)
+    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else shown(value, multiline=False)
 
 
 def _submit(args: argparse.Namespace) -> int:
@@ -84,14 +94,17 @@ def _status(args: argparse.Namespace) -> int:
     if not rows:
         print(f"no analyses submitted to {fed.hub_url} from this account")
     for submitted, analysis_id, overall, name in rows:
-        print(f"{submitted}  {analysis_id}  {overall:<10} {name}")
+        print(f"{submitted}  {analysis_id}  {overall:<10} {shown(name, multiline=False)}")
     return 0
 
 
 def _logs(args: argparse.Namespace) -> int:
     run = _connect(args).attach(args.id)
     for line in run.logs(node=args.node, level=args.level):
-        print(f"{line.time}  {line.node_name:<12} {line.level:<6} {line.message}")
+        print(
+            f"{log_time(line.time)}  {shown(line.node_name, multiline=False):<12} "
+            f"{shown(line.level, multiline=False):<6} {shown(line.message)}"
+        )
     return 0
 
 
@@ -99,7 +112,7 @@ def _print_result(value: Any, out: Path | None) -> None:
     from flame_lab.security import payload
 
     if out is None:
-        print(repr(value))
+        print(shown(repr(value)))
         return
     if isinstance(value, bytes):
         data = value
@@ -136,25 +149,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sp.set_defaults(func=_submit)
 
     st = subparsers.add_parser("status", help="your analyses, or one analysis per node")
-    st.add_argument("id", nargs="?", default=None)
-    st.add_argument("--json", action="store_true")
+    st.add_argument("id", nargs="?", default=None, help="an analysis id (or a unique prefix)")
+    st.add_argument("--json", action="store_true", help="print JSON instead of text")
     common(st)
     st.set_defaults(func=_status)
 
     lg = subparsers.add_parser("logs", help="every node's log lines, merged by time")
-    lg.add_argument("id")
-    lg.add_argument("--node", default=None)
+    lg.add_argument("id", help="an analysis id (or a unique prefix)")
+    lg.add_argument("--node", default=None, help="only this node's lines (name or id)")
     lg.add_argument("--level", default=None, help="emerg|alert|crit|error|warn|notice|info|debug")
     common(lg)
     lg.set_defaults(func=_logs)
 
     rs = subparsers.add_parser("result", help="verify, decrypt and print (or save) the result")
-    rs.add_argument("id")
+    rs.add_argument("id", help="an analysis id (or a unique prefix)")
     rs.add_argument("--out", default=None, help="write the payload (JSON/.npy/Parquet) here")
     common(rs)
     rs.set_defaults(func=_result)
 
     cc = subparsers.add_parser("cancel", help="stop an analysis")
-    cc.add_argument("id")
+    cc.add_argument("id", help="an analysis id (or a unique prefix)")
     common(cc)
     cc.set_defaults(func=_cancel)

@@ -20,6 +20,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 from flame_lab import __version__, config
 from flame_lab.draft import CELL_MAGIC, Draft, Source, parse_cell_header
 from flame_lab.errors import AnalysisFailed, FlameLabError, KeyFileExists, SandboxError
+from flame_lab.textsafe import shown
 
 VERBS = {
     "help": ("%flame help", "this text (also %flame?)"),
@@ -344,7 +345,10 @@ class FlameMagics(Magics):
         if not lines:
             print(f"No log lines for analysis {analysis.id} yet.")
         for ln in lines:
-            print(f"{clock_time(ln.time)} [{ln.node_name}] {ln.level}: {ln.message}")
+            print(
+                f"{clock_time(ln.time)} [{shown(ln.node_name, multiline=False)}] "
+                f"{shown(ln.level, multiline=False)}: {shown(ln.message)}"
+            )
 
     def _verb_result(self, args: list[str]) -> Any:
         from flame_lab.kernel.widgets import result_variable
@@ -481,7 +485,10 @@ class FlameMagics(Magics):
 
 
 def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
-    cells = [tuple(str(c) for c in header), *[tuple(str(c) for c in r) for r in rows]]
+    cells = [
+        tuple(str(c) for c in header),
+        *[tuple(shown(c, multiline=False) for c in r) for r in rows],
+    ]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
     return "\n".join(
         "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells

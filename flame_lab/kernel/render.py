@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from flame_lab.textsafe import shown
+
 LEVEL_COLOURS = {
     "emerg": "#b71c1c",
     "alert": "#b71c1c",
@@ -202,27 +204,29 @@ def build_view(
 
 # -- plain text ------------------------------------------------------------------------------
 def _cut(text: str, width: int) -> str:
-    text = " ".join(str(text).split())
+    text = shown(" ".join(str(text).split()), multiline=False)
     return text if len(text) <= width else text[: width - 1] + "~"
 
 
 def progress_line(view: MonitorView) -> str:
     """One compact line per state change (``--wait`` without a widget frontend)."""
-    nodes = ", ".join(f"{n.name} {n.approval}/{n.execution} {n.progress}%" for n in view.nodes)
+    nodes = ", ".join(
+        f"{_cut(n.name, 40)} {n.approval}/{n.execution} {n.progress}%" for n in view.nodes
+    )
     line = f"[{view.elapsed}] {view.analysis_id} {view.overall} {view.progress}% ({nodes})"
     if view.failure:
-        line += f" - {view.failure}"
+        line += f" - {_cut(view.failure, 200)}"
     return line
 
 
 def render_text(view: MonitorView, *, log_rows: int = 10) -> str:
     """The monitor as plain text, for terminals, nbconvert and nbval."""
     lines = [
-        f"{view.name} ({view.analysis_id}) on {view.federation}: {view.overall.upper()} "
+        f"{_cut(view.name, 80)} ({view.analysis_id}) on {view.federation}: {view.overall.upper()} "
         f"{view.progress}%, {view.elapsed}",
     ]
     if view.problem:
-        lines.append(f"  ! {view.problem}")
+        lines.append(f"  ! {_cut(view.problem, 200)}")
     for node in view.nodes:
         bar = "#" * (node.progress // 10) + "." * (10 - node.progress // 10)
         lines.append(
@@ -234,7 +238,10 @@ def render_text(view: MonitorView, *, log_rows: int = 10) -> str:
     if view.logs and log_rows:
         lines.append("  log:")
         for row in view.logs[-log_rows:]:
-            lines.append(f"    {row.time} {row.node} {row.level}: {_cut(row.message, 120)}")
+            lines.append(
+                f"    {row.time} {_cut(row.node, 20)} {_cut(row.level, 8)}: "
+                f"{_cut(row.message, 120)}"
+            )
     if view.result_available:
         lines.append(f"  result ready: %flame result {view.analysis_id}")
     return "\n".join(lines)
@@ -242,7 +249,8 @@ def render_text(view: MonitorView, *, log_rows: int = 10) -> str:
 
 # -- HTML pieces (every value escaped) --------------------------------------------------------
 def esc(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+    """HTML-escaped, with control and bidi characters made visible (see textsafe)."""
+    return html.escape(shown(value), quote=True)
 
 
 def header_html(view: MonitorView) -> str:

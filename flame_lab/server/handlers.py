@@ -14,6 +14,7 @@ from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
 from flame_lab.errors import BadRequest, FlameLabError
+from flame_lab.server import limits
 from flame_lab.server.manager import FederationManager, error_reply
 
 MANAGER_SETTING = "flame_lab_manager"
@@ -27,16 +28,14 @@ class FlameLabHandler(APIHandler):
         return self.settings[MANAGER_SETTING]
 
     def json_body(self) -> dict[str, Any]:
-        """The request's JSON object; never logged, since it may carry a passphrase."""
-        if not self.request.body:
-            return {}
-        try:
-            body = json.loads(self.request.body)
-        except (ValueError, UnicodeDecodeError):
-            raise BadRequest("the request body is not JSON") from None
-        if not isinstance(body, dict):
-            raise BadRequest("the request body must be a JSON object")
-        return body
+        """The request's JSON object within limits.py's bounds; never logged, since it may
+        carry a passphrase."""
+        return limits.parse_body(self.request.body)
+
+    def query_text(self, name: str) -> str | None:
+        """A short query argument (a node name, a log level), refused when too long."""
+        value = self.get_query_argument(name, None)
+        return limits.text_field(value, name, limits.MAX_QUERY_CHARS, name=True)
 
     async def answer(self, work: Awaitable[dict[str, Any]] | dict[str, Any], code: int = 200):
         """Write ``work``'s result, or the error it raised as ``{error, message, hint}``."""
@@ -57,10 +56,15 @@ class FlameLabHandler(APIHandler):
         try:
             return self.json_body()
         except BadRequest as exc:
-            code, body = error_reply(exc)
-            self.set_status(code)
-            self.finish(json.dumps(body))
+            self.refuse(exc)
             return None
+
+    def refuse(self, exc: BadRequest) -> None:
+        """Answer a malformed request with its 400/413 and the reason."""
+        code, body = error_reply(exc)
+        self.set_status(code)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(body))
 
 
 class VersionHandler(FlameLabHandler):
@@ -102,8 +106,11 @@ class AnalysisHandler(FlameLabHandler):
 class LogsHandler(FlameLabHandler):
     @web.authenticated
     async def get(self, analysis_id: str) -> None:
-        node = self.get_query_argument("node", None)
-        level = self.get_query_argument("level", None)
+        try:
+            node, level = self.query_text("node"), self.query_text("level")
+        except BadRequest as exc:
+            self.refuse(exc)
+            return
         await self.answer(self.manager.logs(analysis_id, node, level))
 
 

@@ -46,7 +46,7 @@ from flame_lab.security.keys import (
     load_identity,
     read_public,
 )
-from flame_lab.server import hubtoken, wire
+from flame_lab.server import hubtoken, limits, wire
 
 T = TypeVar("T")
 
@@ -54,6 +54,7 @@ T = TypeVar("T")
 STATUS_BY_ERROR: tuple[tuple[type[FlameLabError], int], ...] = (
     (PassphraseRequired, 409),
     (DraftError, 400),
+    (limits.RequestTooLarge, 413),
     (BadRequest, 400),
     (NotFound, 404),
     (HubUnreachable, 503),
@@ -384,17 +385,11 @@ class FederationManager:
         return {"logs": self._with_federation(lines)}
 
     def _submit(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        nodes = body.get("nodes")
-        name = body.get("name")
-        passphrase = body.get("passphrase")
-        if nodes is not None and not (
-            isinstance(nodes, list) and all(isinstance(n, str) for n in nodes)
-        ):
-            raise BadRequest("`nodes` must be a list of node names")
-        if name is not None and not isinstance(name, str):
-            raise BadRequest("`name` must be a string")
-        if passphrase is not None and not isinstance(passphrase, str):
-            raise BadRequest("`passphrase` must be a string")
+        nodes = limits.name_list(body.get("nodes"), "nodes")
+        name = limits.text_field(body.get("name"), "name", limits.MAX_NAME_CHARS, name=True)
+        passphrase = limits.text_field(
+            body.get("passphrase"), "passphrase", limits.MAX_PASSPHRASE_CHARS
+        )
         draft = Draft.from_notebook(_notebook(body.get("notebook")))
         draft.check()  # a faulty draft is reported before anyone is asked for a passphrase
         identity = self._identity(passphrase or None)

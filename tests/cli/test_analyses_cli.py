@@ -69,3 +69,28 @@ def test_a_file_that_is_not_an_analysis_is_refused(in_sandbox, tmp_path, capsys)
     broken.write_text("def f(:\n")
     assert main(["submit", str(broken)]) == 1
     assert "syntax error in broken.py, line 1" in capsys.readouterr().err
+
+
+class _FakeRun:
+    id = "a1"
+
+    def logs(self, node=None, level=None):
+        from flame_lab.federation import LogLine
+
+        return [LogLine("1764723845123", "n1", "uk\x1b[2J", "info", "x\x1b]0;title\x07\u202ey")]
+
+
+class _FakeFederation:
+    def attach(self, analysis_id):
+        return _FakeRun()
+
+
+def test_logs_show_escape_sequences_from_an_analysis_and_clock_times(monkeypatch, capsys):
+    from flame_lab.cli import analyses
+
+    monkeypatch.setattr(analyses, "_connect", lambda args: _FakeFederation())
+    assert main(["logs", "a1"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
+    assert "\\x1b]0;title\\x07\\u202ey" in out and "uk\\x1b[2J" in out
+    assert out.startswith("2025-12-03 01:04:05  ")  # not epoch milliseconds

@@ -130,3 +130,17 @@ def test_a_data_frame_previews_as_an_escaped_table_and_anything_else_as_its_repr
     assert "<table" in table and "<img" not in table
     other = render.preview_html({"mean": 50.2, "note": HOSTILE})
     assert other.startswith("<pre>") and "<img" not in other
+
+
+ESCAPES = "\x1b]0;owned\x07\x1b[2J\x9b1;1H\u202eexe.txt"
+
+
+def test_terminal_escapes_and_bidi_controls_from_the_network_are_shown_not_obeyed():
+    st = status(
+        (node("uk" + ESCAPES, "approved", "failed", comment="boom" + ESCAPES),),
+        name="mean" + ESCAPES,
+    )
+    view = view_of(st, [log("uk" + ESCAPES, "line" + ESCAPES, level="error")], problem=ESCAPES)
+    for text in (render.render_text(view), render.progress_line(view), render.render_html(view)):
+        assert not any(ch in text for ch in "\x1b\x07\x9b\u202e"), text
+        assert "\\x1b]0;owned" in text and "\\u202e" in text
