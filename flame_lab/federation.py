@@ -56,6 +56,7 @@ from flame_lab.security.keys import (
     read_public,
 )
 from flame_lab.security.replay import SqliteReplayGuard
+from flame_lab.star.results import decode_node_result
 
 LOG_LEVELS = ("emerg", "alert", "crit", "error", "warn", "notice", "info", "debug")
 IN_PROGRESS = ("starting", "started", "executing")
@@ -733,9 +734,14 @@ class Analysis:
         return sorted(lines, key=lambda ln: ln.time)
 
     # -- result -------------------------------------------------------------------------------
-    def result(self, *, identity: Identity | None = None) -> Any:
-        """The final result, fetched, verified, decrypted and decoded here (never unpickled)."""
-        if self._have_result:
+    def result(self, *, identity: Identity | None = None, trusted: Sequence[str] = ()) -> Any:
+        """The final result, fetched, verified, decrypted and decoded here.
+
+        A real FLAME node's pickled result is loaded only through flame_lab's allow-list
+        (plain data, NumPy, pandas); ``trusted`` adds exact class names for a result you
+        trust (e.g. a fitted model). Other pickles come back as bytes, with a warning.
+        """
+        if self._have_result and not trusted:
             return self._result
         status = self.status()
         if status.overall != "executed":
@@ -748,7 +754,7 @@ class Analysis:
         blobs = self._fetch_result_files()
         if not blobs:
             raise AnalysisFailed(f"analysis {self.id} finished without a result file")
-        values = self._open(blobs, identity or researcher_identity())
+        values = self._open(blobs, identity or researcher_identity(), tuple(trusted))
         self._result = values[0] if len(values) == 1 else values
         self._have_result = True
         return self._result
@@ -763,7 +769,9 @@ class Analysis:
                 for f in sorted(files, key=lambda f: f.name)
             ]
 
-    def _open(self, blobs: list[tuple[str, bytes]], identity: Identity) -> list[Any]:
+    def _open(
+        self, blobs: list[tuple[str, bytes]], identity: Identity, trusted: tuple[str, ...] = ()
+    ) -> list[Any]:
         record = self.record
         if not record.sealed:
             if any(data.startswith(envelope.MAGIC) for _, data in blobs):
@@ -778,7 +786,7 @@ class Analysis:
                 "encrypted to your key, so the hub could have read or changed it.",
                 stacklevel=3,
             )
-            return [_decode_plain(data) for _, data in blobs]
+            return [decode_node_result(name, data, trusted=trusted) for name, data in blobs]
         trusted = {
             node_id: NodePublicIdentity.from_dict(key)
             for node_id, key in record.node_keys.items()
@@ -826,17 +834,6 @@ class Analysis:
                 self._core.delete_analysis(self.id)
             self.record.cancelled_at = _now()
             self.federation.store.save(self.record)
-
-
-def _decode_plain(data: bytes) -> Any:
-    try:
-        return payload.decode(data, payload.JSON)
-    except FlameLabError:
-        pass
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data
 
 
 def attach(analysis_id: str, federation: Federation | None = None) -> Analysis:

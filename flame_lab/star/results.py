@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from numbers import Real
 from typing import TYPE_CHECKING, Any, cast
 
-from flame_lab.errors import DPParameterError, StarError
+from flame_lab.errors import DPParameterError, PayloadError, StarError
 from flame_lab.star.runtime import (
     OUTPUT_TYPES,
     FinalSubmission,
@@ -188,3 +188,61 @@ def _convert(item: Any, kind: OutputType, name: str | None, warn: Warn) -> Relea
             "releasing it as a Python object ('pickle') instead."
         )
     return ReleasedResult(item, cast(OutputType, "pickle"), name)
+
+
+# -- results as a real FLAME node stores them ------------------------------------------------
+#: File name endings flamesdk gives each output type (its EXT_TO_OUTPUT_TYPE).
+STR_EXTENSIONS = (".txt", ".csv", ".tsv", ".json", ".xml", ".yaml", ".yml")
+PICKLE_EXTENSIONS = (".pkl", ".pickle")
+BYTES_EXTENSIONS = (".bin", ".gz", ".zip", ".png")
+
+
+def decode_node_result(
+    name: str,
+    data: bytes,
+    *,
+    trusted: Sequence[str] = (),
+    warn: Warn | None = None,
+) -> Any:
+    """A result file written by a real FLAME node, as the value the analysis released.
+
+    'str' results (``.txt`` and the other text endings) stay text, never parsed; 'bytes'
+    results stay bytes; pickles (``.pkl``, or pickle bytes under another name) are loaded
+    through flame_lab.star.pickles' allow-list. A pickle of other classes stays bytes, and
+    ``warn`` says which classes and how to trust them; one that could run code is refused.
+    """
+    from flame_lab.star import pickles
+
+    if warn is None:
+        import warnings
+
+        def warn(text: str) -> None:
+            warnings.warn(text, stacklevel=4)
+
+    ext = _extension(name)
+    if ext in PICKLE_EXTENSIONS or (
+        ext not in STR_EXTENSIONS + BYTES_EXTENSIONS and pickles.looks_like_pickle(data)
+    ):
+        try:
+            return pickles.load(data, trusted=trusted, what=f"result file {name!r}")
+        except pickles.UntrustedPickle as exc:
+            warn(f"{exc.message} It is returned as bytes. {exc.hint}")
+            return data
+        except pickles.UnsafePickle:
+            raise
+        except PayloadError:
+            if ext in PICKLE_EXTENSIONS:
+                raise
+            return data  # bytes that only began like a pickle
+    if ext in BYTES_EXTENSIONS:
+        return data
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data
+
+
+def _extension(name: str) -> str:
+    base = name.rsplit("/", 1)[-1]
+    dot = base.rfind(".")
+    return base[dot:].lower() if dot > 0 else ""
