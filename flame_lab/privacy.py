@@ -18,7 +18,7 @@ The node policy file (``policy.toml``, or ``policy.json`` with the same nesting)
     [privacy]
     epsilon_per_researcher = 10.0    # total DP epsilon each researcher (key id) may spend here
 
-    [limits]
+    [limits]                         # the run as a whole: see flame_lab.limits
     cpu_seconds = 600
     memory_mib = 2048
     wall_seconds = 1800
@@ -46,6 +46,8 @@ from typing import Any
 import numpy as np
 
 from flame_lab.errors import DPParameterError, PolicyFileError, PolicyRefused
+from flame_lab.limits import LIMIT_TYPES as _LIMIT_TYPES
+from flame_lab.limits import ResourceLimits
 
 try:  # cross-process lock for the budget file; absent on Windows, where a thread lock remains
     import fcntl
@@ -76,18 +78,6 @@ class DisclosurePolicy:
     def count_threshold(self) -> int:
         """Counts from 1 up to (not including) this number are suppressed."""
         return self.min_count if self.min_count is not None else self.min_records
-
-
-@dataclass(frozen=True)
-class ResourceLimits:
-    """What one analysis run may use on the node before it is stopped."""
-
-    cpu_seconds: int = 600
-    memory_mib: int = 2048
-    wall_seconds: int = 1800
-
-    def __post_init__(self) -> None:
-        _check_table(asdict(self), _LIMIT_TYPES, "limits")
 
 
 @dataclass(frozen=True)
@@ -157,7 +147,6 @@ _DISCLOSURE_TYPES: dict[str, type] = {
     "max_release_bytes": int,
     "allow_opaque_bytes": bool,
 }
-_LIMIT_TYPES: dict[str, type] = {"cpu_seconds": int, "memory_mib": int, "wall_seconds": int}
 
 
 def _check_number(name: str, value: Any, kind: type) -> None:

@@ -315,7 +315,8 @@ def test_the_analysis_cannot_read_the_nodes_key_file_nor_reach_the_network(fed, 
     run.wait(timeout=WAIT)
     for report in run.result():
         assert set(report["files"].values()) <= {"FileNotFoundError", "PermissionError"}
-        assert report["network"] == "errno 101"  # the namespace has no route anywhere
+        # the run's own network namespace: no route (101), or only its own loopback (111)
+        assert report["network"] in ("errno 101", "errno 111")
 
 
 def _node_storage(fed, home: Path, name: str):

@@ -32,6 +32,7 @@ from typing import Any
 
 from flame_lab import config
 from flame_lab.errors import FlameLabError, SandboxError
+from flame_lab.limits import ResourceLimits
 from flame_lab.privacy import NodePolicy, dump_policy
 from flame_lab.sandbox.hub.app import STATE_FILE
 from flame_lab.sandbox.hub.provision import NodeSeed, Provisioned, node_names, provision
@@ -137,7 +138,9 @@ def initialise(
         (folder / "public.json").write_text(
             json.dumps(identities[node.name].public.to_dict(), indent=2), encoding="utf-8"
         )
-        _provision_node(NodeFolder(folder), node.type, (node_data or {}).get(node.name))
+        _provision_node(
+            NodeFolder(folder), node.type, (node_data or {}).get(node.name), not node_data
+        )
         node_info.append(
             {"id": node.id, "name": node.name, "type": node.type, "clientId": node.client_id}
         )
@@ -153,9 +156,15 @@ def initialise(
     return done
 
 
-def _provision_node(folder: NodeFolder, node_type: str, user_data: Path | None) -> None:
-    """A node's policy (the sandbox approves verified code by itself) and its data."""
-    dump_policy(NodePolicy(approval="auto"), folder.policy)
+def _provision_node(
+    folder: NodeFolder, node_type: str, user_data: Path | None, all_synthetic: bool
+) -> None:
+    """A node's policy (the sandbox approves verified code by itself) and its data. Only a node
+    that sees nothing but synthetic data may run analyses unconfined where bubblewrap is
+    missing (logged); a node with --node-data, and the aggregator beside one, never do."""
+    synthetic_only = user_data is None and (node_type == "default" or all_synthetic)
+    limits = ResourceLimits(allow_unconfined=synthetic_only)
+    dump_policy(NodePolicy(approval="auto", limits=limits), folder.policy)
     _private_dir(folder.trusted)
     if node_type != "default":
         return

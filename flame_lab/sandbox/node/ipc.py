@@ -20,13 +20,28 @@ from flame_lab.errors import FlameLabError
 
 log = logging.getLogger(__name__)
 _HEADER = struct.Struct(">I")
-MAX_FRAME = 256 * 1024 * 1024
+MAX_FRAME = 256 * 1024 * 1024  # what the analysis side accepts from its node (data, messages)
+_CLOSED = "the other end closed the channel"
 
 
 class ChannelClosed(FlameLabError):
     """The other end of the channel went away."""
 
     default_hint = "The analysis process or its node agent stopped."
+
+
+class FrameRefused(ChannelClosed):
+    """The other end announced a frame above this end's bound; nothing of it was read."""
+
+    default_hint = "Send smaller values: the node's policy.toml bounds limits.max_frame_bytes."
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(
+            f"the analysis sent a call of {size} bytes; this node reads at most {limit} "
+            "(limits.max_frame_bytes)"
+        )
+        self.size = size
+        self.limit = limit
 
 
 class RemoteError(FlameLabError):
@@ -68,10 +83,15 @@ def from_json(value: Any) -> Any:
 
 
 class Channel:
-    """Whole JSON messages over a stream socket; safe for one reader and many writers."""
+    """Whole JSON messages over a stream socket; safe for one reader and many writers.
 
-    def __init__(self, sock: socket.socket) -> None:
+    ``max_frame`` bounds what :meth:`recv` accepts: a larger frame is refused from its header,
+    before any of it is read (the node agent passes its policy's limits.max_frame_bytes).
+    """
+
+    def __init__(self, sock: socket.socket, max_frame: int = MAX_FRAME) -> None:
         self.sock = sock
+        self.max_frame = max_frame
         self._send_lock = threading.Lock()
 
     def send(self, message: dict[str, Any]) -> None:
@@ -89,8 +109,8 @@ class Channel:
 
     def recv(self) -> dict[str, Any]:
         (size,) = _HEADER.unpack(self._read(_HEADER.size))
-        if size > MAX_FRAME:
-            raise ChannelClosed(f"refusing a frame of {size} bytes")
+        if size > self.max_frame:
+            raise FrameRefused(size, self.max_frame)
         try:
             message = json.loads(self._read(size))
         except (ValueError, RecursionError):
@@ -110,7 +130,7 @@ class Channel:
             except OSError:
                 chunk = b""
             if not chunk:
-                raise ChannelClosed("the other end closed the channel")
+                raise ChannelClosed(_CLOSED)
             chunks.append(chunk)
             remaining -= len(chunk)
         return b"".join(chunks)
@@ -143,13 +163,16 @@ class RpcClient:
         return reply.get("result")
 
 
-def serve(channel: Channel, methods: dict[str, Callable[..., Any]]) -> None:
-    """Answer calls until the other end closes; errors go back, they never kill the server."""
+def serve(channel: Channel, methods: dict[str, Callable[..., Any]]) -> ChannelClosed | None:
+    """Answer calls until the other end closes; errors go back, they never kill the server.
+
+    Returns why it stopped when the other end broke the protocol (an oversized or malformed
+    frame), None when it simply closed."""
     while True:
         try:
             request = channel.recv()
-        except ChannelClosed:
-            return
+        except ChannelClosed as exc:
+            return None if exc.message == _CLOSED else exc
         call_id, name = request.get("id"), request.get("method")
         params = request.get("params") or {}
         func = methods.get(name) if isinstance(name, str) else None
@@ -177,4 +200,4 @@ def serve(channel: Channel, methods: dict[str, Callable[..., Any]]) -> None:
         try:
             channel.send(reply)
         except ChannelClosed:
-            return
+            return None

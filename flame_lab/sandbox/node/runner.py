@@ -30,17 +30,20 @@ from pathlib import Path
 from typing import IO, Any
 
 from flame_lab.errors import SandboxError
-from flame_lab.privacy import ResourceLimits
+from flame_lab.limits import ResourceLimits
+from flame_lab.sandbox.node import confine, slots, watchdog
+from flame_lab.sandbox.node.bounds import RunBounds
 from flame_lab.sandbox.node.confine import MARKER, NOBODY
-from flame_lab.sandbox.node.ipc import Channel, serve
+from flame_lab.sandbox.node.ipc import Channel, ChannelClosed, serve
 from flame_lab.sandbox.node.service import NodeService
 from flame_lab.star.compat import COMPAT_DIR
 from flame_lab.star.runtime import RUNTIME_ENV
 
 log = logging.getLogger(__name__)
 OnOutput = Callable[[str, str], None]
-MAX_LINE = 64 * 1024
-KEPT_STDERR_LINES = 2000
+KEPT_STDERR_LINES = 500  # for the analysis's own traceback
+MAX_KEPT_LINE = 4096  # of a line kept for the traceback once the log budget is spent
+WATCH_SECONDS = 0.1  # between looks at the run's totals
 _FRAME = re.compile(r'^  File "(?P<path>.+)", line \d+, in ')
 _MEMORY_ERRORS = ("MemoryError", "Cannot allocate memory", "std::bad_alloc")
 
@@ -71,6 +74,7 @@ class RunOutcome:
     failure: str | None = None
     refusal: str | None = None
     stopped: bool = False
+    peak_processes: int = 0
 
     @property
     def ok(self) -> bool:
@@ -109,7 +113,7 @@ def _needs_compat() -> bool:
     return str(origin).startswith(str(COMPAT_DIR))
 
 
-def _prepare_folders(spec: RunSpec) -> None:
+def _prepare_folders(spec: RunSpec, uid: int | None) -> None:
     code_dir, work_dir = Path(spec.code_dir), Path(spec.work_dir)
     if not spec.entry_path.is_file():
         raise SandboxError(
@@ -117,10 +121,10 @@ def _prepare_folders(spec: RunSpec) -> None:
             hint="Name one of the analysis's .py files as its entrypoint.",
         )
     work_dir.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() != 0:
+    if uid is None:
         return
-    # the analysis runs as nobody: it owns its work folder and may only read its code
-    os.chown(work_dir, NOBODY, NOBODY)
+    # the analysis runs as the slot's uid: it owns its work folder and may only read its code
+    os.chown(work_dir, uid, uid)
     work_dir.chmod(0o700)
     for folder, dirs, files in os.walk(code_dir):
         for name in dirs:
@@ -136,44 +140,76 @@ def _add_mode(path: Path, bits: int) -> None:
         path.chmod(stat.S_IMODE(mode) | bits)
 
 
-def _command(spec: RunSpec) -> list[str]:
+def _command(spec: RunSpec, uid: int, bwrap: str | None) -> list[str]:
+    """bubblewrap (when there is one) around the launcher, which runs the analysis."""
     limits = spec.limits
-    return [
+    disk = limits.disk_mib * 1024 * 1024
+    launcher = [
         sys.executable,
         "-u",
         "-P",  # no cwd on sys.path: the work folder cannot shadow flame_lab's modules
         "-m",
         "flame_lab.sandbox.node.confine",
+        "--uid",
+        str(uid),
         "--cpu-seconds",
         str(limits.cpu_seconds),
         "--memory-mb",
         str(limits.memory_mib),
-        "--expose",
-        str(Path(spec.code_dir).resolve()),
-        "--expose",
-        str(Path(spec.work_dir).resolve()),
-        "--analysis",  # confined, then the bootstrap in the same interpreter
-        str(spec.entry_path.resolve()),
+        "--processes",
+        str(limits.processes),
+        "--open-files",
+        str(limits.files_per_process),
+        "--file-bytes",
+        str(disk),
     ]
+    if bwrap is None:
+        launcher += ["--expose", str(Path(spec.code_dir).resolve())]
+        launcher += ["--expose", str(Path(spec.work_dir).resolve())]
+        return [*launcher, "--analysis", str(spec.entry_path.resolve())]
+    prefix = confine.bwrap_argv(bwrap, Path(spec.code_dir), Path(spec.work_dir), disk)
+    return [*prefix, *launcher, "--in-bwrap", "--analysis", str(spec.entry_path.resolve())]
 
 
 class _Output:
-    """Reads one stream of the analysis line by line and forwards the lines."""
+    """Reads one stream of the analysis line by line and forwards the lines it may."""
 
-    def __init__(self, stream: IO[bytes], name: str, forward: OnOutput, lock: threading.Lock):
+    def __init__(
+        self,
+        stream: IO[bytes],
+        name: str,
+        forward: OnOutput,
+        lock: threading.Lock,
+        bounds: RunBounds,
+    ):
         self.stream = stream
         self.name = name
         self.forward = forward
         self.lock = lock
+        self.bounds = bounds
         self.lines: deque[str] = deque(maxlen=KEPT_STDERR_LINES)
         self.confinement: dict[str, Any] = {}
         self.thread = threading.Thread(target=self._pump, name=f"analysis-{name}", daemon=True)
         self.thread.start()
 
+    def _readline(self) -> bytes:
+        """One line of at most max_log_line_bytes (+1 to see the cut); the rest is skipped."""
+        limit = self.bounds.limits.max_log_line_bytes + 1
+        raw = self.stream.readline(limit)
+        if len(raw) == limit and not raw.endswith(b"\n"):
+            skipped = 0
+            while True:  # drain the rest of the line without keeping it
+                more = self.stream.readline(1 << 16)
+                skipped += len(more)
+                if not more or more.endswith(b"\n"):
+                    break
+            raw += f" ... ({skipped} more bytes)".encode()
+        return raw
+
     def _pump(self) -> None:
         first = True
         while True:
-            raw = self.stream.readline(MAX_LINE)
+            raw = self._readline()
             if not raw:
                 break
             line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
@@ -184,13 +220,30 @@ class _Output:
                     self.confinement = found if isinstance(found, dict) else {}
                 continue
             first = False
-            self.lines.append(line)
+            kept, notice = self.bounds.admit_log(line)
+            self.lines.append(kept if kept is not None else line[:MAX_KEPT_LINE])
+            if kept is None and notice is None:
+                continue  # over the run's budget: read (so the pipe never fills) and drop
             with self.lock:
                 try:
-                    self.forward(self.name, line)
+                    self.forward(self.name, kept if kept is not None else notice)
                 except Exception:  # a broken callback must not stop reading (the pipe fills)
                     log.exception("on_output failed for a line of the analysis's %s", self.name)
         self.stream.close()
+
+
+def _plan(limits: ResourceLimits) -> tuple[str | None, str]:
+    """bubblewrap's path (or None) and why a run goes unconfined; refuses when it may not."""
+    why = confine.unavailable()
+    if not why:
+        return confine.bwrap_path(), ""
+    if not limits.allow_unconfined:
+        raise SandboxError(
+            f"This node refuses to run the analysis without confinement: {why}.",
+            hint="Install bubblewrap (apt-get install bubblewrap) and run the node agent as "
+            "root. Only a node holding synthetic data may set limits.allow_unconfined = true.",
+        )
+    return None, why
 
 
 def run_analysis(
@@ -203,14 +256,38 @@ def run_analysis(
 
     ``on_output(stream, line)`` gets each line of stdout/stderr ("stdout" | "stderr"), one call
     at a time, from reader threads. Blocks until the analysis ended or was stopped (``stop``
-    set by the agent, e.g. when the analysis was cancelled or another node failed).
+    set by the agent, e.g. when the analysis was cancelled or another node failed). Every
+    process of the run is gone when it returns; a run never outlives its caller's process.
     """
-    _prepare_folders(spec)
+    bwrap, why_unconfined = _plan(spec.limits)
+    slot = slots.acquire() if os.geteuid() == 0 else None
+    try:
+        return _run(spec, service, on_output, stop, bwrap, why_unconfined, slot)
+    finally:
+        if slot is not None:
+            slot.release()
+
+
+def _run(
+    spec: RunSpec,
+    service: NodeService,
+    on_output: OnOutput,
+    stop: threading.Event | None,
+    bwrap: str | None,
+    why_unconfined: str,
+    slot: slots.Slot | None,
+) -> RunOutcome:
+    uid = slot.uid if slot is not None else NOBODY
+    _prepare_folders(spec, slot.uid if slot is not None and bwrap is None else None)
+    bounds = service.apply_limits(spec.limits)
+    if why_unconfined:
+        log.warning("running an analysis WITHOUT bubblewrap (%s)", why_unconfined)
+        on_output("stderr", f"node: this run is not confined by bubblewrap: {why_unconfined}")
     parent, child = socket.socketpair()
     env = clean_environment(Path(spec.work_dir).resolve(), child.fileno())
     try:
         proc = subprocess.Popen(
-            _command(spec),
+            _command(spec, uid, bwrap),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -229,73 +306,123 @@ def run_analysis(
         child.close()
     lock = threading.Lock()
     assert proc.stdout is not None and proc.stderr is not None
-    out = _Output(proc.stdout, "stdout", on_output, lock)
-    err = _Output(proc.stderr, "stderr", on_output, lock)
+    out = _Output(proc.stdout, "stdout", on_output, lock, bounds)
+    err = _Output(proc.stderr, "stderr", on_output, lock, bounds)
+    refused: list[ChannelClosed | None] = []
+    channel = Channel(parent, max_frame=spec.limits.max_frame_bytes)
     server = threading.Thread(
-        target=serve, args=(Channel(parent), service.methods()), name="analysis-rpc", daemon=True
+        target=lambda: refused.append(serve(channel, service.methods())),
+        name="analysis-rpc",
+        daemon=True,
     )
     server.start()
-    timed_out = stopped = False
-    deadline = time.monotonic() + spec.limits.wall_seconds
+    ended = _Watch(spec.limits)
     try:
         while proc.poll() is None:
             if stop is not None and stop.is_set():
-                stopped = True
+                ended.stopped = True
                 break
-            if time.monotonic() > deadline:
-                timed_out = True
+            if refused and refused[0] is not None:
+                ended.channel = refused[0].message
+                break
+            if ended.over(proc.pid):
                 break
             with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=0.1)
+                proc.wait(timeout=WATCH_SECONDS)
     finally:
         _kill_group(proc.pid)
         proc.wait()
+        if slot is not None:
+            slot.empty()
         service.close()
         with contextlib.suppress(OSError):
             parent.shutdown(socket.SHUT_RDWR)
         for thread in (out.thread, err.thread, server):
             thread.join(timeout=10)
         parent.close()
-    if stopped and proc.returncode == 0:
-        stopped = False  # it had finished by itself as the stop came
-    outcome = _outcome(spec, proc.returncode, timed_out, err, service)
-    if stopped:
-        outcome.stopped = True
-        outcome.failure = outcome.failure or "The node stopped the analysis."
+    if refused and refused[0] is not None and not ended.channel:
+        ended.channel = refused[0].message
+    if ended.stopped and proc.returncode == 0:
+        ended.stopped = False  # it had finished by itself as the stop came
+    returncode = proc.returncode
+    if bwrap is not None and 128 < returncode < 128 + 65:
+        returncode = -(returncode - 128)  # bubblewrap's reaper reports a signal as 128 + n
+    outcome = _outcome(spec, returncode, ended, err, service)
+    outcome.peak_processes = ended.peak_processes
+    if why_unconfined:
+        outcome.confinement.setdefault("off", []).insert(0, f"bubblewrap ({why_unconfined})")
     return outcome
 
 
+@dataclass
+class _Watch:
+    """Why the node ended a run, and the run's peak process count."""
+
+    limits: ResourceLimits
+    started: float = field(default_factory=time.monotonic)
+    timed_out: bool = False
+    stopped: bool = False
+    cpu: bool = False
+    memory: bool = False
+    channel: str = ""
+    peak_processes: int = 0
+
+    def over(self, pid: int) -> bool:
+        """True once the run as a whole passed a limit (wall time, CPU or memory)."""
+        if time.monotonic() - self.started > self.limits.wall_seconds:
+            self.timed_out = True
+            return True
+        used = watchdog.usage(pid)
+        self.peak_processes = max(self.peak_processes, used.processes)
+        if used.cpu_seconds > self.limits.cpu_seconds:
+            self.cpu = True
+        elif used.rss_bytes > self.limits.memory_mib * 1024 * 1024:
+            self.memory = True
+        return self.cpu or self.memory
+
+
 def _kill_group(pid: int) -> None:
-    """Stop the analysis and anything it started (it leads its own session)."""
+    """Stop the analysis and anything it started (it leads its own session; under bubblewrap
+    the run's PID namespace dies with it)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
 
 
 def _outcome(
-    spec: RunSpec, returncode: int, timed_out: bool, err: _Output, service: NodeService
+    spec: RunSpec, returncode: int, ended: _Watch, err: _Output, service: NodeService
 ) -> RunOutcome:
     limits = spec.limits
     signame = _signal_name(returncode)
     traceback_text, last_line = user_traceback(list(err.lines), Path(spec.code_dir))
-    memory = any(marker in last_line for marker in _MEMORY_ERRORS)
+    memory = ended.memory or any(marker in last_line for marker in _MEMORY_ERRORS)
     refusal = service.refusal.message if service.refusal is not None else None
     outcome = RunOutcome(
         returncode=returncode,
-        timed_out=timed_out,
+        timed_out=ended.timed_out,
         signal=signame,
         memory_error=memory,
         confinement=err.confinement,
         refusal=refusal,
+        stopped=ended.stopped,
     )
-    if timed_out:
+    if ended.stopped:
+        outcome.failure = "The node stopped the analysis."
+    elif ended.channel:
+        outcome.failure = f"The node stopped the analysis: {ended.channel}."
+    elif ended.timed_out:
         outcome.failure = (
             f"The analysis ran longer than this node allows ({limits.wall_seconds} s of wall "
             "time, limits.wall_seconds) and was stopped."
         )
-    elif signame == "SIGXCPU":
+    elif ended.cpu or signame == "SIGXCPU":
         outcome.failure = (
-            f"The analysis used more CPU time than this node allows ({limits.cpu_seconds} s, "
-            "limits.cpu_seconds) and was stopped."
+            f"The analysis used more CPU time than this node allows ({limits.cpu_seconds} s "
+            "for all its processes together, limits.cpu_seconds) and was stopped."
+        )
+    elif ended.memory:
+        outcome.failure = (
+            f"The analysis ran out of memory: its processes together held more than this node "
+            f"allows ({limits.memory_mib} MiB, limits.memory_mib) and were stopped."
         )
     elif memory:
         outcome.failure = (

@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from flame_lab.errors import PayloadError, PolicyRefused, StarError
+from flame_lab.limits import ResourceLimits
 from flame_lab.privacy import DisclosurePolicy, check_release
+from flame_lab.sandbox.node.bounds import RunBounds
 from flame_lab.sandbox.node.datasets import NodeData
 from flame_lab.sandbox.node.ipc import from_json, to_json
 from flame_lab.sandbox.node.runtime_client import (
@@ -187,6 +189,12 @@ class NodeService:
         self.progress = 0
         self.refusal: PolicyRefused | None = None
         self.submission: FinalSubmission | None = None
+        self.bounds = RunBounds()
+
+    def apply_limits(self, limits: ResourceLimits) -> RunBounds:
+        """Start a run's budgets (logs, messages) under ``limits``; the runner shares them."""
+        self.bounds = RunBounds(limits)
+        return self.bounds
 
     def __repr__(self) -> str:
         return f"<NodeService node={self.facts.node_id!r} role={self.facts.role!r}>"
@@ -253,11 +261,16 @@ class NodeService:
 
     # -- logs and progress --------------------------------------------------------------------
     def log(self, message: Any, log_type: Any = "info") -> None:
+        """Forward one log row, cut to the run's line bound, while the run's log budget lasts."""
         text = str(message)
         if len(text) > MAX_LOG_CHARS:
             text = text[:MAX_LOG_CHARS] + f" ... ({len(text) - MAX_LOG_CHARS} characters cut)"
+        line, notice = self.bounds.admit_log(text)
         if self._on_log is not None:
-            self._on_log(hub_level(str(log_type)), text)
+            if line is not None:
+                self._on_log(hub_level(str(log_type)), line)
+            elif notice is not None:
+                self._on_log("warn", notice)
 
     def set_progress(self, progress: Any) -> None:
         """Clamp to 0..100 and never go back."""
@@ -304,6 +317,7 @@ class NodeService:
                 self.log(f"Message {category!r}: {release.describe()}", "warning")
             value = release.value
         data = encode_body(value)
+        self.bounds.admit_message(len(data))
         known = [r for r in receivers if r in self.facts.participant_ids]
         accepted = set(self.transport.send(known, category, data)) if known else set()
         acked = [r for r in receivers if r in accepted]
@@ -319,6 +333,14 @@ class NodeService:
         while not self._closed.is_set():
             step = _WAIT_SLICE if remaining is None else min(_WAIT_SLICE, remaining)
             message = self.transport.receive(step)
+            limit = self.bounds.limits.max_message_bytes
+            if message is not None and len(message.body) > limit:
+                self.log(
+                    f"Dropped a message of {len(message.body)} bytes from {message.sender}: "
+                    f"this node reads at most {limit} (limits.max_message_bytes).",
+                    "warning",
+                )
+                continue
             if message is not None:
                 return {
                     "sender": message.sender,

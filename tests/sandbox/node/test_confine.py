@@ -1,4 +1,5 @@
-"""An analysis runs without the node's network, user, keys, or unbounded resources."""
+"""The launcher applies the limits and the run's uid, checks what holds, and fails closed;
+bubblewrap's command line gives the run nothing of the host it does not need."""
 
 from __future__ import annotations
 
@@ -7,27 +8,24 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
-import pytest
-
+from flame_lab.sandbox.node import confine
 from flame_lab.sandbox.node.confine import MARKER
 
 IS_ROOT = os.geteuid() == 0
+UID = 60999  # a uid no slot hands out in these tests
 
 
-def _confined(code: str, *options: str, cwd=None) -> subprocess.CompletedProcess:
-    argv = [
-        sys.executable,
-        "-m",
-        "flame_lab.sandbox.node.confine",
-        *options,
-        "--",
-        sys.executable,
-        "-I",
-        "-c",
-        code,
-    ]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=cwd)
+def _launch(tmp_path: Path, code: str, *options: str) -> subprocess.CompletedProcess:
+    """The launcher without bubblewrap (the fallback), running ``code`` as the analysis."""
+    tmp_path.chmod(0o755)
+    entry = tmp_path / "entry.py"
+    entry.write_text(code)
+    entry.chmod(0o644)
+    argv = [sys.executable, "-u", "-P", "-m", "flame_lab.sandbox.node.confine", "--uid", str(UID)]
+    argv += [*options, "--expose", str(tmp_path), "--analysis", str(entry)]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=tmp_path)
 
 
 def _report(proc: subprocess.CompletedProcess) -> dict:
@@ -35,120 +33,75 @@ def _report(proc: subprocess.CompletedProcess) -> dict:
     return json.loads(line[len(MARKER) :])
 
 
-def test_the_wrapper_reports_what_it_applied():
-    proc = _confined("print('hi')", "--cpu-seconds", "30", "--memory-mb", "1024")
-    assert proc.returncode == 0 and proc.stdout == "hi\n"
+def test_the_fallback_names_every_protection_that_is_off(tmp_path):
+    proc = _launch(tmp_path, "print('hi')", "--cpu-seconds", "30", "--memory-mb", "1024")
+    assert proc.returncode == 0 and proc.stdout == "hi\n", proc.stderr
     report = _report(proc)
+    assert report["engine"] == "none"
     assert report["cpu_seconds"] == 30 and report["memory_mb"] == 1024
-    assert report["network_isolated"] is IS_ROOT
-    assert report["user_dropped"] is IS_ROOT
+    off = " ".join(report["off"])
+    assert "PID namespace" in off and "read-only root" in off and "/tmp" in off
+    assert report["network_isolated"] is IS_ROOT and report["user_dropped"] is IS_ROOT
     if not IS_ROOT:
-        assert "not running as root" in report["notes"]
+        assert "no network" in off and "a separate user" in off
 
 
-def test_the_analysis_has_no_network_when_run_as_root():
+def test_the_fallback_as_root_still_drops_the_user_and_the_network(tmp_path):
     code = (
-        "import socket\n"
+        "import os, socket\n"
         "try:\n"
         "    socket.create_connection(('127.0.0.1', 9), timeout=2)\n"
-        "    print('reached')\n"
+        "    print(os.getuid(), 'reached')\n"
         "except OSError as e:\n"
-        "    print('errno', e.errno)\n"
+        "    print(os.getuid(), 'errno', e.errno)\n"
     )
-    proc = _confined(code)
-    if IS_ROOT:
-        # ENETUNREACH: a fresh network namespace has only a loopback that is down
-        assert proc.stdout.strip() == "errno 101"
+    proc = _launch(tmp_path, code)
+    assert proc.returncode == 0, proc.stderr
+    if IS_ROOT:  # ENETUNREACH: a fresh network namespace has only a loopback that is down
+        assert proc.stdout.split() == [str(UID), "errno", "101"]
     else:
-        assert "network" in _report(proc)["notes"]
+        assert proc.stdout.split()[0] == str(os.getuid())
 
 
-def test_the_analysis_cannot_read_a_file_only_the_node_may_read(tmp_path):
-    secret = tmp_path / "identity.json"
-    secret.write_text("private")
-    secret.chmod(0o600)
-    tmp_path.chmod(0o755)
-    code = f"open({str(secret)!r}).read(); print('read it')"
-    proc = _confined(code)
-    if IS_ROOT:
-        assert proc.returncode != 0 and "PermissionError" in proc.stderr
-        assert "read it" not in proc.stdout
-    else:
-        assert not _report(proc)["user_dropped"]
-
-
-def test_a_memory_hog_hits_the_limit():
-    proc = _confined("x = bytearray(512 * 1024 * 1024)", "--memory-mb", "256")
+def test_rlimits_stop_a_memory_and_a_cpu_hog(tmp_path):
+    proc = _launch(tmp_path, "x = bytearray(512 * 1024 * 1024)", "--memory-mb", "256")
     assert proc.returncode != 0 and "MemoryError" in proc.stderr
-
-
-def test_a_cpu_hog_is_stopped_by_the_kernel():
-    proc = _confined("while True: pass", "--cpu-seconds", "1")
+    proc = _launch(tmp_path, "while True: pass", "--cpu-seconds", "1")
     assert proc.returncode == -signal.SIGXCPU
 
 
-def test_a_wrapper_without_a_command_refuses():
-    proc = subprocess.run(
-        [sys.executable, "-m", "flame_lab.sandbox.node.confine"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 2 and "no command" in proc.stderr
+def test_the_in_bwrap_launcher_fails_closed_when_a_protection_does_not_hold(tmp_path):
+    """Started outside bubblewrap, the launcher finds no PID namespace and the host's network,
+    and refuses to run the analysis at all."""
+    proc = _launch(tmp_path, "print('analysis ran')", "--in-bwrap")
+    assert proc.returncode == 70
+    assert "analysis ran" not in proc.stdout
+    assert "confinement incomplete" in proc.stderr
+    assert "own PID namespace" in _report(proc)["off"]
 
 
-@pytest.mark.parametrize("keep", [True])
-def test_keep_user_leaves_the_user_unchanged(keep):
-    proc = _confined("import os; print(os.geteuid())", "--keep-user")
-    assert proc.stdout.strip() == str(os.geteuid())
-    assert _report(proc)["user_dropped"] is False
+def test_bubblewrap_gets_a_minimal_read_only_root(tmp_path):
+    code, work = tmp_path / "run" / "code", tmp_path / "run" / "work"
+    argv = confine.bwrap_argv("/usr/bin/bwrap", code, work, 64 * 1024 * 1024)
+    text = " ".join(argv)
+    for flag in ("--unshare-pid", "--unshare-net", "--unshare-ipc", "--die-with-parent"):
+        assert flag in argv
+    assert "--unshare-user" not in argv  # a real uid per run, not root mapped in a namespace
+    assert argv[argv.index("--cap-drop") + 1] == "ALL"
+    assert "--bind" not in argv and "--dev-bind /dev " not in text  # nothing writable of the host
+    binds = [argv[i + 1] for i, a in enumerate(argv) if a == "--ro-bind"]
+    for path in binds:
+        assert not path.startswith(("/home", "/srv", "/opt", "/var", "/etc", "/root/.ssh"))
+    assert str(code.resolve()) in binds and str(work.resolve()) not in binds
+    assert str(tmp_path) not in binds  # the run folder's neighbours are not there
+    size = argv.index("--size")
+    assert argv[size + 1] == str(64 * 1024 * 1024) and argv[size + 4 : size + 6] == [
+        "--tmpfs",
+        "/tmp",
+    ]
 
 
-def test_only_exposed_paths_of_a_private_folder_stay_visible(tmp_path):
-    private = tmp_path / "home"
-    (private / "run").mkdir(parents=True)
-    (private / "keys.json").write_text("node secrets")
-    (private / "keys.json").chmod(0o644)  # readable, but it must not even be visible
-    private.chmod(0o700)
-    run = private / "run"
-    if IS_ROOT:
-        os.chown(run, 65534, 65534)
-    code = (
-        "import os\n"
-        f"open({str(run / 'out.txt')!r}, 'w').write('ok')\n"
-        f"print(os.path.exists({str(private / 'keys.json')!r}))\n"
-    )
-    proc = _confined(code, "--expose", str(run))
-    assert proc.returncode == 0, proc.stderr
-    assert (run / "out.txt").read_text() == "ok"
-    assert proc.stdout.strip() == ("False" if IS_ROOT else "True")
-
-
-def test_an_analysis_runs_in_the_confined_interpreter_itself(tmp_path):
-    entry = tmp_path / "entry.py"
-    entry.write_text(
-        "import os, socket, sys\n"
-        "try:\n"
-        "    socket.create_connection(('1.1.1.1', 53), timeout=2)\n"
-        "    network = 'reachable'\n"
-        "except OSError:\n"
-        "    network = 'unreachable'\n"
-        "print(os.getuid(), network, sys.argv[0] == __file__, __name__)\n"
-    )
-    tmp_path.chmod(0o755)
-    entry.chmod(0o644)
-    argv = [sys.executable, "-u", "-P", "-m", "flame_lab.sandbox.node.confine"]
-    argv += ["--expose", str(tmp_path), "--analysis", str(entry)]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    uid, network, is_entry, name = proc.stdout.split()
-    assert (is_entry, name) == ("True", "__main__")
-    if IS_ROOT:
-        assert (int(uid), network) == (65534, "unreachable")
-    assert _report(proc)["user_dropped"] is IS_ROOT
-
-
-def test_a_wrapper_takes_an_analysis_or_a_command_not_both(tmp_path):
-    argv = [sys.executable, "-m", "flame_lab.sandbox.node.confine", "--analysis", "x.py"]
-    proc = subprocess.run([*argv, "--", "/bin/true"], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2 and "--analysis or a command" in proc.stderr
+def test_without_bubblewrap_the_node_says_why(monkeypatch, tmp_path):
+    monkeypatch.setenv("FLAME_LAB_BWRAP", str(tmp_path / "no-such-bwrap"))
+    why = confine.unavailable()
+    assert why and ("bubblewrap" in why or "root" in why)
