@@ -83,6 +83,15 @@ def _down(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gc(args: argparse.Namespace) -> int:
+    done = daemon.gc(args.home)
+    print(
+        f"reclaimed {done['freed']:,} bytes: {done['blobs']} stored file(s), {done['builds']} "
+        f"build(s), {done['temporary']} temporary file(s), {done['runs']} node run folder(s)"
+    )
+    return 0
+
+
 def _reset(args: argparse.Namespace) -> int:
     home = daemon.home_dir(args.home)
     if not args.yes:
@@ -152,6 +161,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     oa.add_argument("--redirect-uri", required=True, help="e.g. https://hub/hub/oauth_callback")
     home_option(oa)
     oa.set_defaults(func=_oauth_client_add)
+
+    gc = verbs.add_parser("gc", help="reclaim the disk that deleted analyses held")
+    home_option(gc)
+    gc.set_defaults(func=_gc)
 
     rs = verbs.add_parser("reset", help="stop and delete all sandbox data")
     rs.add_argument("--yes", action="store_true", help="do not ask")

@@ -562,6 +562,33 @@ def foreground(
                 (home / name).unlink()
 
 
+# -- disk -------------------------------------------------------------------------------------
+def gc(home: Path | str | None = None) -> dict[str, int]:
+    """Reclaim the disk deleted analyses held: unreferenced blobs, builds, temporary files at
+    the hub, and the run folders of analyses a node has finished. Safe beside a running hub
+    (files younger than gc.OUT_OF_PROCESS_GRACE stay; the hub reclaims on delete itself)."""
+    from flame_lab.sandbox.hub import gc as hub_gc
+
+    home = home_dir(home)
+    if not is_initialised(home):
+        raise SandboxError(f"no sandbox in {home}", hint="Create one: `flame-lab sandbox up`.")
+    before = hub_gc.disk_usage(home)
+    grace = hub_gc.OUT_OF_PROCESS_GRACE if running(home) is not None else 0.0
+    store = Store(home)
+    try:
+        done = hub_gc.collect(store, grace=grace).to_dict()
+    finally:
+        store.close()
+    runs = 0
+    for folder in _node_folders(home):
+        state = folder.read_state()
+        for run in sorted(folder.runs.iterdir()) if folder.runs.is_dir() else []:
+            if state.get(run.name, {}).get("phase") in ("executed", "failed", "rejected"):
+                shutil.rmtree(run, ignore_errors=True)
+                runs += 1
+    return {**done, "runs": runs, "freed": max(0, before - hub_gc.disk_usage(home))}
+
+
 # -- accounts ---------------------------------------------------------------------------------
 def _accounts(home: Path | str | None, action: Callable[[Store], Any]) -> Any:
     from flame_lab.sandbox.hub.wire import ApiError

@@ -146,3 +146,17 @@ def test_a_sandbox_needs_a_site_and_an_aggregator(tmp_path: Path) -> None:
 def test_home_defaults_to_the_configured_sandbox_dir(flame_home: Path) -> None:
     assert daemon.home_dir() == flame_home / "sandbox"
     assert daemon.status()["initialised"] is False
+
+
+def test_sandbox_gc_reclaims_orphans_beside_the_running_hub(running_home: Path, capsys) -> None:
+    orphan = running_home / "blobs" / "00" / ("00" * 32)
+    orphan.parent.mkdir(exist_ok=True)
+    orphan.write_bytes(b"x" * 1000)  # no row names it: an upload cut short
+    young = running_home / "blobs" / "00" / ("01" * 32)
+    young.write_bytes(b"y" * 1000)
+    os.utime(orphan, (1_000_000_000, 1_000_000_000))
+    assert cli("gc", "--home", str(running_home)) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("reclaimed ") and "1 stored file(s)" in out
+    assert not orphan.exists() and young.exists()  # young: it may be an upload in flight
+    assert daemon.status(running_home)["running"]

@@ -7,16 +7,13 @@ import base64
 import binascii
 import hashlib
 import json
-import os
 import re
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from flame_lab.sandbox.hub.auth import Principal
+from flame_lab.sandbox.hub.gc import collect as collect_garbage
 from flame_lab.sandbox.hub.resources import BODIES, BUCKET_TYPES
 from flame_lab.sandbox.hub.store import Store
 from flame_lab.sandbox.hub.wire import ApiError, new_id, now_iso, validate_body
@@ -307,6 +304,7 @@ class Core:
                 self.store.delete(name, analysisId=aid)
             self.store.delete("analyses", id=aid)
             self._count_project(analysis["projectId"])
+        collect_garbage(self.store)  # its code and results, unless another analysis shares them
 
     def refresh(self, analysis_id: str) -> dict[str, Any]:
         """Recompute an analysis's derived fields from its nodes, files and image."""
@@ -502,23 +500,18 @@ class Core:
 
     # -- builds ------------------------------------------------------------------------------
     def _snapshot(self, a: dict[str, Any]) -> tuple[str, int]:
-        """Copy the CODE bucket into builds/<hash>/: what nodes run is what was approved."""
+        """Freeze the CODE bucket as a build: a manifest of (path, SHA-256, size) over the
+        content-addressed blobs, which never change (one copy of the code, however often built):
+        what nodes run is what was approved."""
         bucket = self.analysis_bucket(a["id"], "CODE")
         if bucket is None:
             raise illegal("the analysis has no CODE bucket yet; retry in a moment")
         files = self.store.select("bucket-files", bucketId=bucket["bucketId"])
         manifest = sorted((f["path"], f["hash"], f["size"]) for f in files)
+        missing = [path for path, sha, _ in manifest if not self.store.blob_path(sha).is_file()]
+        if missing:
+            raise ApiError(503, f"the hub lost the content of {', '.join(missing)}; re-upload it")
         digest = build_hash([(path, sha) for path, sha, _ in manifest])
-        target = self.store.builds / digest
-        if not target.exists():
-            staging = Path(tempfile.mkdtemp(dir=self.store.builds, prefix=".build-"))
-            for path, sha, _ in manifest:
-                dest = staging / path
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(self.store.blob_path(sha), dest)
-                with open(dest, "rb+") as fh:
-                    os.fsync(fh.fileno())
-            os.replace(staging, target)
         size = sum(s for _, _, s in manifest)
         self.store.execute(
             "INSERT OR IGNORE INTO builds VALUES (?, ?, ?, ?, ?)",
@@ -526,8 +519,9 @@ class Core:
         )
         return digest, size
 
-    def build_of_bucket(self, bucket_id: str) -> tuple[Path, list[list[Any]]] | None:
-        """The immutable build a CODE bucket was snapshotted into, once the analysis is built."""
+    def build_of_bucket(self, bucket_id: str) -> tuple[str, list[list[Any]]] | None:
+        """The immutable build (its hash and manifest) a CODE bucket was frozen into, once the
+        analysis is built; the files are the blobs the manifest names."""
         ab = self.store.select("analysis-buckets", bucketId=bucket_id, type="CODE")
         if not ab:
             return None
@@ -537,7 +531,7 @@ class Core:
         rows = self.store.execute(
             'SELECT "manifest" FROM builds WHERE "hash" = ?', (analysis["buildHash"],)
         )
-        return self.store.builds / analysis["buildHash"], json.loads(rows[0][0])
+        return analysis["buildHash"], json.loads(rows[0][0])
 
     # -- buckets -----------------------------------------------------------------------------
     def analysis_bucket(self, analysis_id: str, kind: str) -> dict[str, Any] | None:

@@ -2,15 +2,21 @@
 
 Uploads are refused with 413 from the Content-Length header before any body is read, and
 counted while streaming (spooled to disk, not held in memory) for bodies sent without one.
+A full disk answers 507 and another I/O failure 503, each naming the cause and logged; the
+blob store removes its partial file, so nothing half-written stays behind.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import posixpath
+import sqlite3
 import tarfile
 import tempfile
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from tornado import httputil
 from tornado.web import stream_request_body
@@ -20,6 +26,35 @@ from flame_lab.sandbox.hub.wire import ApiError
 
 _CHUNK = 1 << 16
 _SPOOL = 1 << 20
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+T = TypeVar("T")
+log = logging.getLogger("flame_lab.sandbox.hub")
+
+
+def storage_failure(exc: BaseException, doing: str) -> ApiError:
+    """The hub's answer to a failed write: 507 when the disk (or database) is full, else 503."""
+    full = (isinstance(exc, OSError) and exc.errno in _FULL) or (
+        isinstance(exc, sqlite3.OperationalError) and "full" in str(exc).lower()
+    )
+    cause = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    log.error("could not %s: %s (%s)", doing, cause, type(exc).__name__)
+    if full:
+        return ApiError(
+            507,
+            f"the hub's disk is full: could not {doing} ({cause}); nothing was stored",
+            code="insufficient_storage",
+        )
+    return ApiError(
+        503, f"the hub could not {doing}: {cause}; try again", code="storage_unavailable"
+    )
+
+
+def storing(doing: str, write: Callable[[], T]) -> T:
+    """Run a write of the hub's storage; a full disk or an I/O error becomes 507/503."""
+    try:
+        return write()
+    except (OSError, sqlite3.OperationalError) as exc:
+        raise storage_failure(exc, doing) from None
 
 
 def clean_path(name: str) -> str:
@@ -66,7 +101,11 @@ class UploadHandler(HubHandler):
             )
             self.send_error(413, exc_info=(ApiError, error, None))
             return
-        self.spool.write(chunk)
+        try:
+            self.spool.write(chunk)  # on disk past _SPOOL bytes
+        except OSError as exc:
+            error = storage_failure(exc, "receive the upload")
+            self.send_error(error.status, exc_info=(ApiError, error, None))
 
     def on_finish(self) -> None:
         spool = getattr(self, "spool", None)
@@ -87,7 +126,10 @@ class UploadHandler(HubHandler):
         uploads = [(clean_path(f.filename), f.body) for parts in files.values() for f in parts]
         if not uploads:
             raise ApiError(400, "the upload holds no files", code="invalid_body")
-        records = self.hub.store_files(self.principal, raw_id, uploads)
+        records = storing(
+            "store the uploaded files",
+            lambda: self.hub.store_files(self.principal, raw_id, uploads),
+        )
         self.set_status(201)
         rendered = [self.render("bucket-files", r) for r in records]
         self.finish(json.dumps({"data": rendered, "meta": {"total": len(rendered)}}))
@@ -103,9 +145,10 @@ class BucketStreamHandler(HubHandler):
         entries: list[tuple[str, Any, int]] = []
         build = self.hub.core.build_of_bucket(bucket["id"])
         if build is not None:
-            folder, manifest = build
-            self.set_header("X-Build-Hash", folder.name)
-            entries = [(path, folder / path, size) for path, _, size in manifest]
+            digest, manifest = build
+            self.set_header("X-Build-Hash", digest)
+            blob = self.hub.store.blob_path
+            entries = [(path, blob(sha), size) for path, sha, size in manifest]
         else:
             for f in self.hub.store.select("bucket-files", bucketId=bucket["id"]):
                 entries.append((f["path"], self.hub.store.blob_path(f["hash"]), f["size"]))
