@@ -170,12 +170,15 @@ class Draft:
     def files(self) -> dict[str, bytes]:
         return {path: src.text.encode("utf-8") for path, src in sorted(self.sources.items())}
 
-    def check(self, image: str | None = None) -> ImageReport:
+    def check(
+        self, image: str | None = None, *, offered: Iterable[str] | None = None
+    ) -> ImageReport:
         """Refuse what would certainly fail on a node, with the author's line numbers.
 
         Also weighs the draft's imports against FLAME's master images: with ``image`` (a
         virtual path such as ``python/ml``) what that image lacks is an ImageError here,
-        before anything is signed. The report says which known images fit.
+        before anything is signed. The report says which known images fit (of ``offered``,
+        the hub's images, when given).
         """
         if self.entrypoint not in self.sources:
             raise DraftError(
@@ -193,7 +196,7 @@ class Draft:
             )
         from flame_lab.images.fit import report
 
-        return report(self, image)
+        return report(self, image, offered=offered)
 
     @staticmethod
     def _parse(src: Source) -> ast.Module:

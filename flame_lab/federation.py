@@ -28,6 +28,7 @@ from flame_lab.errors import (
     AnalysisFailed,
     FlameLabError,
     HubError,
+    ImageError,
     KeyFileMissing,
     NotFound,
     SandboxError,
@@ -44,6 +45,7 @@ from flame_lab.hubclient import (
     with_password,
     with_token,
 )
+from flame_lab.images.catalog import DEFAULT_IMAGE
 from flame_lab.records import SubmissionRecord, SubmissionStore
 from flame_lab.security import bundle as bundles
 from flame_lab.security import envelope, payload
@@ -380,9 +382,15 @@ class Federation:
         recipients: Sequence[PublicIdentity] = (),
         *,
         identity: Identity | None = None,
+        master_image: str | None = None,
     ) -> Analysis:
-        """Sign the draft, create the analysis, upload the code and lock it."""
-        draft.check()
+        """Sign the draft, create the analysis, upload the code and lock it.
+
+        ``master_image`` (a virtual path such as ``python/ml``; default ``python/base``) is the
+        image the nodes run the analysis in: a draft importing what it lacks is refused here.
+        """
+        image_id, image_path, offered = self._master_image(master_image)
+        draft.check(image=image_path, offered=offered)
         identity = identity or researcher_identity()
         self.trust_in_sandbox()
         chosen = self._choose_nodes(nodes)
@@ -390,13 +398,12 @@ class Federation:
         signed = bundles.build(draft.files, draft.entrypoint, identity, everyone)
         display = name or f"analysis {datetime.now(UTC):%Y-%m-%d %H:%M:%S}"
         with self._call("create the analysis"):
-            image = self._master_image()
             analysis = self.core.create_analysis(
                 self.project_id,
                 name=_slug(display),
                 display_name=display,
                 description=f"submitted by flame_lab, bundle {signed.bundle_hash[:16]}",
-                master_image_id=image,
+                master_image_id=image_id,
             )
         analysis_id = str(analysis.id)
         aggregator = next(n for n in chosen if n.type == "aggregator")
@@ -417,6 +424,7 @@ class Federation:
             },
             submitted_at=_now(),
             entrypoint=draft.entrypoint,
+            master_image=image_path,
             files=sorted(draft.files),
             sealed=self.is_sandbox or aggregator.id in self.node_keys,
         )
@@ -431,12 +439,33 @@ class Federation:
             raise
         return Analysis(self, record)
 
-    def _master_image(self) -> str | None:
-        images = self.core.get_master_images()
-        for image in images:
-            if image.virtual_path == "python/base":
-                return str(image.id)
-        return str(images[0].id) if images else None
+    def master_images(self) -> dict[str, str]:
+        """The hub's master images: virtual path -> id."""
+        with self._call("list the hub's master images"):
+            found = every(self.core.find_master_images)
+        return {str(image.virtual_path): str(image.id) for image in found}
+
+    def _master_image(self, wanted: str | None) -> tuple[str, str, list[str]]:
+        """(id, virtual path, every path offered) of the chosen image; refuses unknown names."""
+        offered = self.master_images()
+        if not offered:
+            raise ImageError(
+                "the hub offers no master image", hint="Ask the hub's admins to sync them."
+            )
+        if wanted is None:
+            wanted = DEFAULT_IMAGE if DEFAULT_IMAGE in offered else sorted(offered)[0]
+        name = wanted.strip().strip("/")
+        by_id = {i: p for p, i in offered.items()}
+        path = name if name in offered else by_id.get(name)
+        if path is None:
+            tails = [p for p in offered if p.rsplit("/", 1)[-1] == name]
+            path = tails[0] if len(tails) == 1 else None
+        if path is None:
+            raise ImageError(
+                f"the hub offers no master image {wanted!r}",
+                hint="It offers: " + ", ".join(sorted(offered)),
+            )
+        return offered[path], path, sorted(offered)
 
     def _choose_nodes(self, names: Iterable[str] | None) -> list[NodeInfo]:
         known = self.nodes()

@@ -40,6 +40,7 @@ class SubmissionRecord:
     files: list[str] = field(default_factory=list)
     hub: str = ""  # a stable name of the hub (the sandbox's port changes between starts)
     sealed: bool = True  # results are sealed to the researcher (always in the sandbox)
+    master_image: str = ""  # the virtual path of the image the nodes run it in
     cancelled_at: str | None = None
     result_hashes: list[str] = field(default_factory=list)
 

@@ -159,16 +159,16 @@ def _shipped() -> dict[str, Any]:
     return json.loads(DATA_FILE.read_text(encoding="utf-8"))
 
 
-def load(user_dir: Path | None = None) -> Catalog:
+def load(user_dir: Path | None = None, *, with_user: bool = True) -> Catalog:
     """The shipped catalog with the researcher's own image lists laid over it."""
     data = _shipped()
     src = data.get("source", {})
     where = f"PrivateAIM/master-images@{src.get('commit', '?')[:12]}"
     sdks = data.get("sdk", {})
     images = {p: _entry(p, raw, sdks, where) for p, raw in data.get("images", {}).items()}
-    folder = user_images_dir() if user_dir is None else user_dir
-    for path, image in _user_images(folder, sdks, images).items():
-        images[path] = image
+    if with_user:
+        folder = user_images_dir() if user_dir is None else user_dir
+        images.update(_user_images(folder, sdks, images))
     return Catalog(
         images=images,
         dependencies={
@@ -179,6 +179,11 @@ def load(user_dir: Path | None = None) -> Catalog:
         },
         source=src,
     )
+
+
+def shipped() -> Catalog:
+    """The shipped catalog alone (what a sandbox hub offers), without the researcher's lists."""
+    return load(with_user=False)
 
 
 def _user_images(

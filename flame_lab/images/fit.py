@@ -8,6 +8,7 @@ syntax or standard-library modules the image's Python lacks) and the known image
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from packaging.utils import canonicalize_name
@@ -152,10 +153,15 @@ def weigh(draft: Draft, env: Environment, image: MasterImage, catalog: Catalog) 
     )
 
 
-def fitting(draft: Draft, env: Environment, catalog: Catalog) -> list[str]:
+def fitting(
+    draft: Draft, env: Environment, catalog: Catalog, offered: Iterable[str] | None = None
+) -> list[str]:
     """Known images with a complete list that fit, python/base first, then smallest first."""
     found = []
+    allowed = None if offered is None else set(offered)
     for image in catalog.images.values():
+        if allowed is not None and image.path not in allowed:
+            continue
         if image.complete and "/test/" not in image.path and weigh(draft, env, image, catalog).ok:
             found.append(
                 (image.path != catalogs.DEFAULT_IMAGE, len(image.requirements), image.path)
@@ -164,7 +170,11 @@ def fitting(draft: Draft, env: Environment, catalog: Catalog) -> list[str]:
 
 
 def report(
-    draft: Draft, image: str | MasterImage | None = None, catalog: Catalog | None = None
+    draft: Draft,
+    image: str | MasterImage | None = None,
+    catalog: Catalog | None = None,
+    *,
+    offered: Iterable[str] | None = None,
 ) -> ImageReport:
     """The draft against ``image`` (if given) and every known image; raises ImageError when
     the chosen image is unknown, its package list is unknown, or it lacks a needed module."""
@@ -174,7 +184,7 @@ def report(
     if image is not None:
         known = image if isinstance(image, MasterImage) else catalog.get(image)
         chosen = weigh(draft, env, known, catalog)
-    fits = fitting(draft, env, catalog)
+    fits = fitting(draft, env, catalog, offered)
     if chosen is not None and not chosen.ok:
         raise ImageError(
             f"the draft does not fit master image {chosen.image.path}: "

@@ -29,9 +29,13 @@ VERBS = {
         "choose the federation",
     ),
     "nodes": ("%flame nodes", "the federation's nodes"),
-    "test": ("%flame test [--nodes N]", "run the draft locally on mock nodes"),
+    "test": (
+        "%flame test [--nodes N] [--image IMG]",
+        "run the draft locally on mock nodes; which master image fits",
+    ),
     "submit": (
-        "%flame submit [--nodes a,b] [--name NAME] [--recipient KEYFILE ...] [--wait]",
+        "%flame submit [--nodes a,b] [--name NAME] [--image IMG] [--recipient KEYFILE ...] "
+        "[--wait]",
         "sign and submit the draft",
     ),
     "status": ("%flame status [ID]", "your analyses, or one analysis"),
@@ -147,10 +151,13 @@ class FlameMagics(Magics):
           %flame connect [sandbox | URL] [--user NAME] [--token-env VAR] [--project P]
                                       choose the federation (default: the active profile)
           %flame nodes                the federation's nodes
-          %flame test [--nodes N]     run the draft locally on N mock nodes with synthetic
-                                      data and the nodes' disclosure rules; nothing leaves
-          %flame submit [--nodes a,b] [--name NAME] [--recipient KEYFILE ...] [--wait]
-                                      sign and submit the draft; shows the live monitor;
+          %flame test [--nodes N] [--image IMG]
+                                      run the draft locally on N mock nodes with synthetic
+                                      data and the nodes' disclosure rules; nothing leaves;
+                                      says which FLAME master image has what it imports
+          %flame submit [--nodes a,b] [--name NAME] [--image IMG] [--recipient KEYFILE ...]
+                        [--wait]      sign and submit the draft to run in master image IMG
+                                      (default python/base); shows the live monitor;
                                       the handle is bound to `_flame`
           %flame status [ID]          a table of your analyses, or one analysis's state
           %flame watch ID [--wait]    the live monitor (also after a kernel restart)
@@ -266,10 +273,13 @@ class FlameMagics(Magics):
 
         parser = _parser("test")
         parser.add_argument("--nodes", type=int, default=None, metavar="N")
+        parser.add_argument("--image", default=None, metavar="MASTER_IMAGE")
         ns = parser.parse_args(args)
+        images = self.session.draft.check(image=ns.image)  # what the image lacks fails here
         report = localtest.run_local_test(self.session.draft, ns.nodes)
         print("Local test on mock nodes (synthetic data, the nodes' disclosure rules):")
         print(report.to_text())
+        print("Master image: " + images.summary().replace("\n", "\n  "))
         self.shell.user_ns["_flame_test"] = report
         if not report.ok:
             raise StarError(
@@ -284,6 +294,7 @@ class FlameMagics(Magics):
         parser.add_argument("--nodes", default=None)
         parser.add_argument("--name", default=None)
         parser.add_argument("--recipient", action="append", default=[], metavar="KEYFILE")
+        parser.add_argument("--image", default=None, metavar="MASTER_IMAGE")
         parser.add_argument("--wait", action="store_true")
         ns = parser.parse_args(args)
         recipients = []
@@ -294,7 +305,13 @@ class FlameMagics(Magics):
             recipients.append(public)
         fed = self.session.connected()
         nodes = ns.nodes.split(",") if ns.nodes else None
-        analysis = fed.submit(self.session.draft, nodes=nodes, name=ns.name, recipients=recipients)
+        analysis = fed.submit(
+            self.session.draft,
+            nodes=nodes,
+            name=ns.name,
+            recipients=recipients,
+            master_image=ns.image,
+        )
         self.shell.user_ns["_flame"] = analysis
         self._provenance_submission(analysis)
         self._show(analysis, wait=ns.wait)

@@ -390,12 +390,23 @@ class FederationManager:
         passphrase = limits.text_field(
             body.get("passphrase"), "passphrase", limits.MAX_PASSPHRASE_CHARS
         )
+        image = limits.text_field(
+            body.get("masterImage"), "masterImage", limits.MAX_NAME_CHARS, name=True
+        )
         draft = Draft.from_notebook(_notebook(body.get("notebook")))
-        draft.check()  # a faulty draft is reported before anyone is asked for a passphrase
+        # a faulty draft, or one the chosen image cannot run, is reported before anyone is
+        # asked for a passphrase
+        draft.check(image=image)
         identity = self._identity(passphrase or None)
 
         def submit(fed: Federation) -> Analysis:
-            return fed.submit(draft, nodes=nodes or None, name=name or None, identity=identity)
+            return fed.submit(
+                draft,
+                nodes=nodes or None,
+                name=name or None,
+                identity=identity,
+                master_image=image or None,
+            )
 
         analysis = self._with_federation(submit, retry=False)
         try:

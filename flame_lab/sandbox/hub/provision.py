@@ -1,5 +1,6 @@
 """The records a fresh sandbox starts with: a realm, the researcher's user account, one
-robot client per node, the nodes, the ``python/base`` master image and an approved project.
+robot client per node, the nodes, the Python master images of PrivateAIM's public catalog
+(``python/base`` is the project's) and an approved project.
 
 Secrets are returned once, to be written to 0600 files by the caller; the store keeps hashes.
 """
@@ -73,23 +74,7 @@ def provision(store: Store, seeds: list[NodeSeed], username: str = RESEARCHER) -
                 "passwordHash": hash_password(password),
             },
         )
-        store.insert(
-            "master-image-groups",
-            {"name": "python", "path": "python", "virtualPath": "python"},
-        )
-        image = store.insert(
-            "master-images",
-            {
-                "path": "python/base",
-                "virtualPath": "python/base",
-                "groupVirtualPath": "python",
-                "buildStatus": "executed",
-                "buildProgress": 100,
-                "name": "base",
-                "command": sys.executable,
-                "commandArguments": [{"value": "-u", "position": "before"}],
-            },
-        )
+        image = _add_images(store)
         project = store.insert(
             "projects",
             {
@@ -107,6 +92,43 @@ def provision(store: Store, seeds: list[NodeSeed], username: str = RESEARCHER) -
     return Provisioned(
         username, password, realm["id"], user["id"], project["id"], image["id"], nodes
     )
+
+
+def sandbox_image_paths() -> list[str]:
+    """The master images a sandbox hub offers: the public catalog's Python images."""
+    from flame_lab.images.catalog import DEFAULT_IMAGE, shipped
+
+    paths = [p for p in shipped().images if p.startswith("python/")]
+    paths = [p for p in paths if not p.startswith("python/conda/")]
+    return sorted(paths, key=lambda p: (p != DEFAULT_IMAGE, p))
+
+
+def _add_images(store: Store) -> dict:
+    """One group per folder and one record per image; returns python/base's record."""
+    records = []
+    for path in sandbox_image_paths():
+        group = path.rsplit("/", 1)[0]
+        if not store.select("master-image-groups", virtualPath=group):
+            store.insert(
+                "master-image-groups",
+                {"name": group.rsplit("/", 1)[-1], "path": group, "virtualPath": group},
+            )
+        records.append(
+            store.insert(
+                "master-images",
+                {
+                    "path": path,
+                    "virtualPath": path,
+                    "groupVirtualPath": group,
+                    "buildStatus": "executed",
+                    "buildProgress": 100,
+                    "name": path.rsplit("/", 1)[-1],
+                    "command": sys.executable,
+                    "commandArguments": [{"value": "-u", "position": "before"}],
+                },
+            )
+        )
+    return records[0]
 
 
 def _add_node(store: Store, seed: NodeSeed, realm_id: str, project_id: str) -> ProvisionedNode:
