@@ -30,7 +30,9 @@ def test_the_sandbox_project_has_every_node_approved(sandbox: Sandbox) -> None:
     assert nodes["aggregator"].type == "aggregator"
     assert nodes["uk-aachen"].type == nodes["uk-koeln"].type == "default"
     images = sandbox.core.get_master_images()
-    assert [i.virtual_path for i in images] == ["python/base"]
+    assert images[0].virtual_path == "python/base"  # the project's image, listed first
+    assert {"python/ml", "python/use-cases/fedstats"} <= {i.virtual_path for i in images}
+    assert not [i for i in images if i.virtual_path.startswith(("python/conda/", "r/"))]
     assert [a["value"] for a in images[0].command_arguments] == ["-u"]
 
 
