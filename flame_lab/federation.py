@@ -48,7 +48,7 @@ from flame_lab.hubclient import (
 from flame_lab.images.catalog import DEFAULT_IMAGE
 from flame_lab.records import SubmissionRecord, SubmissionStore
 from flame_lab.security import bundle as bundles
-from flame_lab.security import envelope, payload
+from flame_lab.security import envelope
 from flame_lab.security.keys import (
     Identity,
     NodePublicIdentity,
@@ -58,7 +58,7 @@ from flame_lab.security.keys import (
     read_public,
 )
 from flame_lab.security.replay import SqliteReplayGuard
-from flame_lab.star.results import decode_node_result
+from flame_lab.star.results import decode_node_result, decode_sealed_payload
 
 LOG_LEVELS = ("emerg", "alert", "crit", "error", "warn", "notice", "info", "debug")
 IN_PROGRESS = ("starting", "started", "executing")
@@ -847,7 +847,9 @@ class Analysis:
         if record.result_hashes != digests:
             record.result_hashes = digests
             self.federation.store.save(record)
-        return [payload.decode(o.payload, o.header.content_type) for o in opened]
+        return [
+            decode_sealed_payload(o.payload, o.header.content_type, trusted=trusted) for o in opened
+        ]
 
     def monitor(self, *, wait: bool = False) -> None:
         """The live monitor in the current notebook cell (plain text where no widgets render)."""

@@ -372,7 +372,8 @@ class ServiceRuntime:
     def send_message(self, receivers: Any, category: str, body: Any) -> tuple[list[str], list]:
         from flame_lab.sandbox.node.runtime_client import to_channel
 
-        acked, missed = self.service.send_message(list(receivers), category, to_channel(body))
+        body = to_channel(body, pickle_unknown=True)
+        acked, missed = self.service.send_message(list(receivers), category, body)
         return acked, missed
 
     def receive_message(self, timeout: float | None) -> Message | None:
@@ -381,7 +382,8 @@ class ServiceRuntime:
         got = self.service.receive_message(timeout)
         if got is None:
             return None
-        return Message(got["sender"], got["category"], from_channel(got["body"]), got["id"])
+        body = from_channel(got["body"], unpickle=True)  # the analysis's side, as on a node
+        return Message(got["sender"], got["category"], body, got["id"])
 
     def submit_final_result(self, submission: FinalSubmission) -> dict[str, str]:
         from flame_lab.sandbox.node.runtime_client import submission_to_channel

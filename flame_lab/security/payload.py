@@ -13,6 +13,11 @@
 
 - Raw bytes (``application/octet-stream``): only as a whole result (``output_type='bytes'``,
   encoded with :func:`encode_bytes`); they decode to ``bytes`` and are never interpreted.
+- Pickles (``application/x-python-pickle``): what a real FLAME node releases for
+  ``output_type='pickle'`` when none of the above fits (a fitted model, a set). The analysis
+  process pickles; nodes carry the bytes as an :class:`OpaquePickle` and never load them;
+  :func:`decode` refuses them: the researcher's side loads them through
+  ``flame_lab.star.pickles``' allow-list.
 
 Anything else (sets, bytes inside other values, arbitrary objects, pickles) is refused with
 PayloadError.
@@ -24,6 +29,7 @@ import io
 import json
 import math
 import sys
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from flame_lab.errors import PayloadError
@@ -39,11 +45,12 @@ def _numpy() -> Any:
 
 
 JSON = "application/json"
+PICKLE = "application/x-python-pickle"
 NPY = "application/x-npy"
 PARQUET = "application/vnd.apache.parquet"
 CSV = "text/csv"
 OCTETS = "application/octet-stream"
-CONTENT_TYPES = (JSON, NPY, PARQUET, CSV, OCTETS)
+CONTENT_TYPES = (JSON, NPY, PARQUET, CSV, OCTETS, PICKLE)
 
 ALLOWED = (
     "JSON values (dict with str keys, list, tuple, str, int, float, bool, None, NumPy "
@@ -51,6 +58,16 @@ ALLOWED = (
 )
 _NPY_MAGIC = b"\x93NUMPY"
 _MAX_DEPTH = 256
+
+
+@dataclass(frozen=True)
+class OpaquePickle:
+    """Pickle bytes made by an analysis process: carried by nodes, never loaded by them."""
+
+    data: bytes
+
+    def __repr__(self) -> str:
+        return f"<OpaquePickle of {len(self.data)} bytes>"
 
 
 def _refused(what: str) -> PayloadError:
@@ -114,6 +131,8 @@ def _have_pyarrow() -> bool:
 
 def encode(obj: Any, *, prefer_parquet: bool = True) -> tuple[bytes, str]:
     """The payload bytes and their content type; raises PayloadError for refused types."""
+    if isinstance(obj, OpaquePickle):
+        return obj.data, PICKLE
     np = _numpy()
     if np is not None and isinstance(obj, np.ma.MaskedArray):
         raise _refused("a masked NumPy array (.npy would drop the mask; use .filled(np.nan))")
@@ -177,6 +196,11 @@ def decode(data: bytes | bytearray | memoryview, content_type: str) -> Any:
         return _decode_csv(raw)
     if content_type == OCTETS:
         return raw
+    if content_type == PICKLE:
+        raise PayloadError(
+            "This payload is a pickle, which payload.decode never loads.",
+            hint="Open it with flame_lab.star.pickles.load (an allow-list of classes).",
+        )
     raise PayloadError(
         f"Unknown result content type {content_type!r}; flame_lab reads "
         + ", ".join(CONTENT_TYPES)

@@ -242,6 +242,17 @@ def decode_node_result(
         return data
 
 
+def decode_sealed_payload(
+    data: bytes, content_type: str, *, trusted: Sequence[str] = (), warn: Warn | None = None
+) -> Any:
+    """A result payload opened from a sealed envelope; pickles via the allow-list only."""
+    from flame_lab.security import payload
+
+    if content_type != payload.PICKLE:
+        return payload.decode(data, content_type)
+    return decode_node_result("result.pkl", data, trusted=trusted, warn=warn)
+
+
 def _extension(name: str) -> str:
     base = name.rsplit("/", 1)[-1]
     dot = base.rfind(".")

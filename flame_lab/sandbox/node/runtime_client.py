@@ -4,11 +4,20 @@ Inside the confined analysis process, :class:`AgentRuntime` implements
 :class:`flame_lab.star.runtime.Runtime` by calling the node agent's
 :class:`~flame_lab.sandbox.node.service.NodeService` over the inherited socket. Values cross
 the channel as JSON with a few tagged forms (bytes, tuples, dicts with non-text keys, NumPy
-arrays and DataFrames via flame_lab.security.payload); nothing is ever pickled.
+arrays and DataFrames via flame_lab.security.payload).
+
+Anything else an analysis sends (a fitted model, a set) is pickled **inside the analysis
+process**, as real FLAME pickles intermediate data, and travels as ``{"$pickle": bytes}``:
+the node agent carries it as an opaque :class:`~flame_lab.security.payload.OpaquePickle` and
+never loads it; only the receiving analysis process unpickles (``from_channel(...,
+unpickle=True)``), which runs the same researcher's code, confined. A data node's disclosure
+check cannot look inside such a value.
 """
 
 from __future__ import annotations
 
+import collections
+import pickle
 import socket
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -23,7 +32,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 MAX_DEPTH = 128
-_TAGS = ("$b64", "$tuple", "$dict", "$payload")
+_TAGS = ("$b64", "$tuple", "$dict", "$payload", "$pickle")
 CHANNEL_TYPES = (
     "None, bool, int, float, str, bytes, list, tuple, dict, NumPy scalars and arrays "
     "(not of object dtype) and pandas DataFrames"
@@ -38,8 +47,24 @@ def _refused(what: str) -> PayloadError:
     )
 
 
-def to_channel(value: Any, _depth: int = 0) -> Any:
-    """A JSON-able form of ``value`` (bytes stay bytes: the channel carries them)."""
+def _pickled(value: Any) -> dict[str, bytes]:
+    try:
+        return {"$pickle": pickle.dumps(value)}
+    except (pickle.PicklingError, TypeError, AttributeError) as exc:
+        raise PayloadError(
+            f"A {type(value).__name__} cannot travel between FLAME nodes: pickling it failed "
+            f"({exc}).",
+            hint="Send plain data (numbers, lists, dicts, arrays, frames, fitted models); not "
+            "open files, locks, generators or functions defined inside other functions.",
+        ) from None
+
+
+def to_channel(value: Any, _depth: int = 0, *, pickle_unknown: bool = False) -> Any:
+    """A JSON-able form of ``value`` (bytes stay bytes: the channel carries them).
+
+    ``pickle_unknown`` (the analysis side only) pickles each value of another type, as FLAME
+    does; without it such a value is refused. An OpaquePickle always travels as it is.
+    """
     if _depth > MAX_DEPTH:
         raise _refused(f"values nested deeper than {MAX_DEPTH} levels")
     if value is None or isinstance(value, bool | str | float):
@@ -48,47 +73,73 @@ def to_channel(value: Any, _depth: int = 0) -> Any:
         return int(value)
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value)
+    if isinstance(value, payload.OpaquePickle):
+        return {"$pickle": value.data}
     if _is_numpy_scalar(value):
         return value.item()
+    deeper = _depth + 1
     if isinstance(value, tuple):
-        return {"$tuple": [to_channel(v, _depth + 1) for v in value]}
+        return {"$tuple": [to_channel(v, deeper, pickle_unknown=pickle_unknown) for v in value]}
     if isinstance(value, list):
-        return [to_channel(v, _depth + 1) for v in value]
-    if isinstance(value, dict):
+        return [to_channel(v, deeper, pickle_unknown=pickle_unknown) for v in value]
+    if isinstance(value, dict) and type(value) in (dict, collections.OrderedDict):
         if all(isinstance(k, str) and not k.startswith("$") for k in value):
-            return {k: to_channel(v, _depth + 1) for k, v in value.items()}
+            return {
+                k: to_channel(v, deeper, pickle_unknown=pickle_unknown) for k, v in value.items()
+            }
         return {
             "$dict": [
-                [to_channel(k, _depth + 1), to_channel(v, _depth + 1)] for k, v in value.items()
+                [
+                    to_channel(k, deeper, pickle_unknown=pickle_unknown),
+                    to_channel(v, deeper, pickle_unknown=pickle_unknown),
+                ]
+                for k, v in value.items()
             ]
         }
     if _is_array_or_frame(value):
-        data, content_type = payload.encode(value)
+        try:
+            data, content_type = payload.encode(value)
+        except PayloadError:
+            if not pickle_unknown:
+                raise
+            return _pickled(value)
         return {"$payload": {"type": content_type, "data": data}}
+    if pickle_unknown:
+        return _pickled(value)
     raise _refused(f"a value of type {type(value).__name__}")
 
 
-def from_channel(value: Any, _depth: int = 0) -> Any:
-    """The Python value of a channel form; refuses any tag it does not know."""
+def from_channel(value: Any, _depth: int = 0, *, unpickle: bool = False) -> Any:
+    """The Python value of a channel form; refuses any tag it does not know.
+
+    A pickled value stays an OpaquePickle unless ``unpickle`` (only ever in the analysis
+    process, never in the node agent).
+    """
     if _depth > MAX_DEPTH:
         raise _refused(f"values nested deeper than {MAX_DEPTH} levels")
+    deeper = _depth + 1
     if isinstance(value, list):
-        return [from_channel(v, _depth + 1) for v in value]
+        return [from_channel(v, deeper, unpickle=unpickle) for v in value]
     if not isinstance(value, dict):
         return value
     if len(value) == 1 and next(iter(value)).startswith("$"):
         tag, inner = next(iter(value.items()))
+        if tag == "$pickle" and isinstance(inner, bytes):
+            if not unpickle:
+                return payload.OpaquePickle(inner)
+            # the analysis process, running the researcher's own code: as on FLAME
+            return pickle.loads(inner)  # noqa: S301
         if tag == "$tuple" and isinstance(inner, list):
-            return tuple(from_channel(v, _depth + 1) for v in inner)
+            return tuple(from_channel(v, deeper, unpickle=unpickle) for v in inner)
         if tag == "$dict" and isinstance(inner, list):
             if not all(isinstance(p, list) and len(p) == 2 for p in inner):
                 raise _refused("a malformed $dict")
             out = {}
             for key, item in inner:
-                key = from_channel(key, _depth + 1)
+                key = from_channel(key, deeper, unpickle=unpickle)
                 if isinstance(key, list | dict):
                     raise _refused(f"a dict key of type {type(key).__name__}")
-                out[key] = from_channel(item, _depth + 1)
+                out[key] = from_channel(item, deeper, unpickle=unpickle)
             return out
         if tag == "$payload" and isinstance(inner, dict):
             data, content_type = inner.get("data"), inner.get("type")
@@ -96,7 +147,7 @@ def from_channel(value: Any, _depth: int = 0) -> Any:
                 raise _refused("a malformed $payload")
             return payload.decode(data, content_type)
         raise _refused(f"the unknown tag {tag!r}")
-    return {k: from_channel(v, _depth + 1) for k, v in value.items()}
+    return {k: from_channel(v, deeper, unpickle=unpickle) for k, v in value.items()}
 
 
 _TABLES = (payload.PARQUET, payload.CSV)
@@ -119,13 +170,25 @@ def _is_array_or_frame(value: Any) -> bool:
     )
 
 
+def _result_to_channel(value: Any, output_type: str) -> Any:
+    """A released value for the channel: a 'pickle' result the node cannot encode as a
+    payload (JSON, .npy, table) is pickled whole, here in the analysis process, as FLAME's
+    SDK pickles it; the node seals those bytes without loading them."""
+    if output_type == "pickle" and not isinstance(value, bytes | str):
+        try:
+            payload.encode(value)
+        except PayloadError:
+            return _pickled(value)
+    return to_channel(value)
+
+
 def submission_to_channel(submission: FinalSubmission) -> dict[str, Any]:
     """A FinalSubmission as a channel value."""
     dp = submission.local_dp
     return {
         "results": [
             {
-                "value": to_channel(r.value),
+                "value": _result_to_channel(r.value, r.output_type),
                 "output_type": r.output_type,
                 "filename": r.filename,
             }
@@ -245,7 +308,10 @@ class AgentRuntime:
         self, receivers: Sequence[str], category: str, body: Any
     ) -> tuple[list[str], list[str]]:
         acked, not_acked = self._call(
-            "send_message", receivers=list(receivers), category=category, body=to_channel(body)
+            "send_message",
+            receivers=list(receivers),
+            category=category,
+            body=to_channel(body, pickle_unknown=True),
         )
         return list(acked), list(not_acked)
 
@@ -253,7 +319,8 @@ class AgentRuntime:
         found = self._call("receive_message", timeout=timeout)
         if found is None:
             return None
-        return Message(found["sender"], found["category"], from_channel(found["body"]), found["id"])
+        body = from_channel(found["body"], unpickle=True)
+        return Message(found["sender"], found["category"], body, found["id"])
 
     def submit_final_result(self, submission: FinalSubmission) -> dict[str, str]:
         return self._call("submit_final_result", submission=submission_to_channel(submission))
