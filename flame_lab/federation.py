@@ -352,6 +352,43 @@ class Federation:
         self._node_cache = {n.id: n for n in result}
         return sorted(result, key=lambda n: (n.type != "default", n.name))
 
+    def datasets(self, node: str | None = None) -> Any:
+        """What each data node holds, as the node describes it: tables with columns, types,
+        units and value sets or ranges, FHIR resource types and codes, count bands, the node's
+        policy; never a row. A ``DataDictionary`` (text, HTML, ``.to_frame()``)."""
+        from dataclasses import replace
+
+        from flame_lab import datadict
+        from flame_lab.jsonscan import nesting_depth
+
+        nodes = [n for n in self.nodes() if n.type == "default"]
+        if node is not None:
+            nodes = [n for n in nodes if node in (n.id, n.name)]
+            if not nodes:
+                names = ", ".join(n.name for n in self.nodes() if n.type == "default")
+                raise NotFound(f"no data node {node!r} here", hint=f"Data nodes: {names}")
+        found, missing = [], []
+        for info in nodes:
+            with self._call(f"read the data description of node {info.name}"):
+                response = self.clients.core_http.get(f"nodes/{info.id}/dataset")
+            raw = response.content
+            if response.status_code != 200:
+                missing.append(info.name)
+                continue
+            if len(raw) > datadict.MAX_DESCRIPTION_BYTES or nesting_depth(raw, 32) > 32:
+                raise datadict.DataDictionaryError(
+                    f"the data description of node {info.name} is too large or too deep"
+                )
+            try:
+                data = json.loads(raw)["data"]
+            except (ValueError, KeyError, TypeError):
+                raise datadict.DataDictionaryError(
+                    f"the data description of node {info.name} is not JSON"
+                ) from None
+            # the node's name is the hub's, not what the description says of itself
+            found.append(replace(datadict.DatasetDescription.from_dict(data), node=info.name))
+        return datadict.DataDictionary(found, missing=missing)
+
     def _node_names(self) -> dict[str, NodeInfo]:
         if not self._node_cache:
             self.nodes()

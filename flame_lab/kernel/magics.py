@@ -29,6 +29,7 @@ VERBS = {
         "choose the federation",
     ),
     "nodes": ("%flame nodes", "the federation's nodes"),
+    "data": ("%flame data [NODE]", "what each node holds: tables, columns, codes"),
     "test": (
         "%flame test [--nodes N] [--image IMG]",
         "run the draft locally on mock nodes; which master image fits",
@@ -151,6 +152,8 @@ class FlameMagics(Magics):
           %flame connect [sandbox | URL] [--user NAME] [--token-env VAR] [--project P]
                                       choose the federation (default: the active profile)
           %flame nodes                the federation's nodes
+          %flame data [NODE]          the data dictionary: each node's tables, columns, types,
+                                      units, FHIR resources and codes, count bands (no rows)
           %flame test [--nodes N] [--image IMG]
                                       run the draft locally on N mock nodes with synthetic
                                       data and the nodes' disclosure rules; nothing leaves;
@@ -266,6 +269,14 @@ class FlameMagics(Magics):
         rows = [(n.name, n.type, "online" if n.online else "offline") for n in fed.nodes()]
         print(f"Nodes of federation '{fed.name}':")
         print(_table(("node", "type", "state"), rows))
+
+    def _verb_data(self, args: list[str]) -> None:
+        from IPython.display import display
+
+        parser = _parser("data")
+        parser.add_argument("node", nargs="?", default=None, metavar="NODE")
+        ns = parser.parse_args(args)
+        display(self.session.connected().datasets(ns.node))
 
     def _verb_test(self, args: list[str]) -> Any:
         from flame_lab import localtest

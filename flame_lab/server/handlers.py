@@ -85,6 +85,12 @@ class NodesHandler(FlameLabHandler):
         await self.answer(self.manager.nodes())
 
 
+class DatasetsHandler(FlameLabHandler):
+    @web.authenticated
+    async def get(self) -> None:
+        await self.answer(self.manager.datasets())
+
+
 class AnalysesHandler(FlameLabHandler):
     @web.authenticated
     async def get(self) -> None:

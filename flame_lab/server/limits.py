@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from flame_lab.errors import BadRequest
+from flame_lab.jsonscan import nesting_depth
 from flame_lab.textsafe import is_clean
 
 MAX_BODY_BYTES = 16 * 1024 * 1024  # a notebook with its outputs
@@ -26,31 +27,6 @@ class RequestTooLarge(BadRequest):
     """The request body is larger than the API takes (HTTP 413)."""
 
     default_hint = "Send a smaller notebook: clear large cell outputs first."
-
-
-def nesting_depth(raw: bytes, limit: int) -> int:
-    """The bracket depth of a JSON text, outside strings; stops counting past ``limit``."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for byte in raw:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:  # backslash
-                escaped = True
-            elif byte == 0x22:  # quote
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x5B, 0x7B):  # [ {
-            depth += 1
-            if depth > deepest:
-                deepest = depth
-                if deepest > limit:
-                    return deepest
-        elif byte in (0x5D, 0x7D):
-            depth -= 1
-    return deepest
 
 
 def parse_body(raw: bytes) -> dict[str, Any]:

@@ -259,6 +259,9 @@ class FederationManager:
     async def nodes(self) -> dict[str, Any]:
         return await self._run(self._nodes)
 
+    async def datasets(self) -> dict[str, Any]:
+        return await self._run(self._datasets)
+
     async def analyses(self) -> dict[str, Any]:
         return await self._run(self._analyses)
 
@@ -346,6 +349,10 @@ class FederationManager:
     def _nodes(self) -> dict[str, Any]:
         found = self._with_federation(lambda fed: fed.nodes())
         return {"nodes": [wire.node(n) for n in found]}
+
+    def _datasets(self) -> dict[str, Any]:
+        found = self._with_federation(lambda fed: fed.datasets())
+        return {"nodes": [wire.dataset(d) for d in found], "missing": list(found.missing)}
 
     def _analyses(self) -> dict[str, Any]:
         def summaries(fed: Federation) -> list[dict[str, Any]]:

@@ -26,6 +26,7 @@ ROUTES: tuple[Route, ...] = (
     Route("version", handlers.VersionHandler, ("GET",), "version"),
     Route("status", handlers.StatusHandler, ("GET",), "status"),
     Route("nodes", handlers.NodesHandler, ("GET",), "nodes"),
+    Route("datasets", handlers.DatasetsHandler, ("GET",), "datasets"),
     Route("analyses", handlers.AnalysesHandler, ("GET", "POST"), "analyses"),
     Route(f"analyses/{_ID}", handlers.AnalysisHandler, ("GET",), "analyses/a1"),
     Route(f"analyses/{_ID}/logs", handlers.LogsHandler, ("GET",), "analyses/a1/logs"),

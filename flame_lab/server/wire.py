@@ -104,3 +104,51 @@ def error_info(exc: BaseException | None) -> dict[str, Any] | None:
     message = getattr(exc, "message", None) or str(exc)
     hint = getattr(exc, "hint", None) or None
     return {"message": message, "hint": hint}
+
+
+def dataset(d: Any) -> dict[str, Any]:
+    """A node's data description (flame_lab.datadict) for the panel's Data section."""
+    from flame_lab.datadict import CODE_SYSTEMS, policy_line
+
+    return {
+        "node": d.node,
+        "records": d.records,
+        "tables": [
+            {
+                "name": t.name,
+                "records": t.records,
+                "columns": [
+                    {
+                        "name": c.name,
+                        "type": c.type,
+                        "unit": c.unit,
+                        "description": c.description,
+                        "values": c.values_text(),
+                        "empty": c.empty,
+                    }
+                    for c in t.columns
+                ],
+            }
+            for t in d.tables
+        ],
+        "fhir": [
+            {
+                "type": r.type,
+                "records": r.records,
+                "codes": [
+                    {
+                        "system": CODE_SYSTEMS.get(c.system, c.system),
+                        "code": c.code,
+                        "display": c.display,
+                        "unit": c.unit,
+                        "records": c.records,
+                    }
+                    for c in r.codes
+                ],
+            }
+            for r in d.fhir
+        ],
+        "codeSystems": list(d.code_systems),
+        "policy": policy_line(d.policy),
+        "describedAt": d.described_at,
+    }

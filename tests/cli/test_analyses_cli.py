@@ -94,3 +94,14 @@ def test_logs_show_escape_sequences_from_an_analysis_and_clock_times(monkeypatch
     assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
     assert "\\x1b]0;title\\x07\\u202ey" in out and "uk\\x1b[2J" in out
     assert out.startswith("2025-12-03 01:04:05  ")  # not epoch milliseconds
+
+
+def test_data_prints_the_dictionary_as_text_and_json(in_sandbox, capsys):
+    assert main(["data"]) == 0
+    out = capsys.readouterr().out
+    assert "uk-aachen:" in out and "uk-koeln:" in out and "age" in out and "LOINC" in out
+    assert main(["data", "uk-koeln", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [d["node"] for d in data["nodes"]] == ["uk-koeln"] and data["missing"] == []
+    assert main(["data", "atlantis"]) == 1
+    assert "hint: Data nodes: uk-aachen, uk-koeln" in capsys.readouterr().err

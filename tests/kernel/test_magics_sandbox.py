@@ -133,3 +133,11 @@ def test_connect_names_the_federation_and_its_nodes(fed_shell):
     ran = run(fed_shell, "%flame connect sandbox")
     pattern = r"Connected to federation 'sandbox' at http://127\.0\.0\.1:\d+/core: 4 node\(s\)\."
     assert re.match(pattern, ran.stdout)
+
+
+def test_flame_data_shows_the_data_dictionary(shell, sandbox, monkeypatch):
+    monkeypatch.setenv("FLAME_LAB_HOME", str(sandbox))
+    ran = run(shell, "%flame data uk-aachen")
+    assert ran.error is None, ran.stdout
+    shown = "".join(str(o.data) for o in ran.outputs)
+    assert "patients.csv" in shown and "ICD-10-GM" in shown and "uk-koeln" not in shown

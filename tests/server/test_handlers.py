@@ -180,6 +180,20 @@ async def test_nodes_lists_the_sandbox_nodes_in_camel_case(api, sandbox_home):
 
 
 @pytest.mark.federation("sandbox")
+async def test_datasets_give_each_data_nodes_description_for_the_panel(api, sandbox_home):
+    code, body = await api.get("datasets")
+    assert code == 200 and body["missing"] == []
+    nodes = {d["node"]: d for d in body["nodes"]}
+    assert set(nodes) == {"uk-aachen", "uk-koeln"}
+    table = nodes["uk-koeln"]["tables"][0]
+    assert table["name"] == "patients.csv" and "-" in table["records"]
+    age = {c["name"]: c for c in table["columns"]}["age"]
+    assert age["type"] == "integer" and age["unit"] == "a" and " to " in age["values"]
+    assert "ICD-10-GM" in nodes["uk-koeln"]["codeSystems"]
+    assert "records behind a result" in nodes["uk-koeln"]["policy"]
+
+
+@pytest.mark.federation("sandbox")
 async def test_submitting_to_an_unknown_node_is_404_listing_the_known_ones(
     api, sandbox_home, researcher
 ):

@@ -8,13 +8,14 @@ import json
 import pytest
 
 from flame_lab.errors import BadRequest
+from flame_lab.jsonscan import nesting_depth
 from flame_lab.server import limits
 
 
 def test_nesting_is_measured_outside_strings():
-    assert limits.nesting_depth(b'{"a": [1, {"b": "[[[[{{{{"}]}', 64) == 3
-    assert limits.nesting_depth(b'{"a": "\\"[[["}', 64) == 1
-    assert limits.nesting_depth(b"[" * 100_000 + b"]" * 100_000, 64) == 65  # stops early
+    assert nesting_depth(b'{"a": [1, {"b": "[[[[{{{{"}]}', 64) == 3
+    assert nesting_depth(b'{"a": "\\"[[["}', 64) == 1
+    assert nesting_depth(b"[" * 100_000 + b"]" * 100_000, 64) == 65  # stops early
 
 
 def test_deep_json_is_refused_before_parsing():

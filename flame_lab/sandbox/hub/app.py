@@ -34,6 +34,7 @@ from flame_lab.sandbox.hub.handlers.core import (
     LogCollectionHandler,
     NodeChangesHandler,
 )
+from flame_lab.sandbox.hub.handlers.datasets import DatasetHandler
 from flame_lab.sandbox.hub.handlers.messenger import MessageCollectionHandler
 from flame_lab.sandbox.hub.handlers.oauth import (
     AuthorizeHandler,
@@ -184,6 +185,7 @@ def routes(hub: Hub) -> list[tuple[str, type, dict[str, Any]]]:
         (r"/auth/\.well-known/openid-configuration", DiscoveryHandler, {}),
         (rf"/core/analyses/{_ID}/command", AnalysisCommandHandler, {}),
         (rf"/core/nodes/{_ID}/changes", NodeChangesHandler, {}),
+        (rf"/core/nodes/{_ID}/dataset", DatasetHandler, {}),
         (rf"/core/analyses/{_ID}/changes", AnalysisChangesHandler, {}),
         (rf"/storage/buckets/{_ID}/upload", UploadHandler, {}),
         (rf"/storage/buckets/{_ID}/stream", BucketStreamHandler, {}),

@@ -9,6 +9,7 @@ analysis process, and seals the aggregator's result to the recipients in the sig
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 import shutil
@@ -17,12 +18,19 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from flame_lab.errors import BundleError, FlameLabError, NotFound, PolicyRefused
+from flame_lab.errors import (
+    BundleError,
+    FlameLabError,
+    HubUnreachable,
+    NotFound,
+    PolicyRefused,
+)
 from flame_lab.hubclient import (
     HubClients,
     HubEndpoints,
@@ -161,6 +169,43 @@ class NodeAgent:
         self.policy = load_policy(self.folder.policy) if mtime else NodePolicy()
         self.budget = PrivacyBudget(self.folder.budget, self.policy.epsilon_per_researcher)
         self._policy_mtime = mtime
+        self.described = False  # the data description names the policy: publish it again
+
+    def publish_description(self) -> None:
+        """Tell the hub what this node holds (columns, types, count bands, codes, policy),
+        never a row; researchers read it as the data dictionary. Best effort."""
+        from flame_lab import datadict
+        from flame_lab.sandbox.node.synthetic import DICTIONARY_FILE
+
+        notes = None
+        notes_file = self.folder.data / DICTIONARY_FILE
+        if notes_file.is_file():
+            try:
+                notes = json.loads(notes_file.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                log.warning("%s: %s is unreadable; described without it", self.name, notes_file)
+        self.described = True  # one try per policy; a hub that was away hears at the next
+        try:
+            description = datadict.describe(
+                self.name,
+                tables=self.data.s3,
+                resources=self.data.fhir.by_type(),
+                policy=self.policy.to_dict(),
+                notes=notes if isinstance(notes, dict) else None,
+                record_count=self.data.record_count,
+                described_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            )
+            with hub_errors("publish this node's data description"):
+                response = self.clients.core_http.put(
+                    f"nodes/{self.node_id}/dataset", json=description.to_dict()
+                )
+            if response.status_code not in (200, 202):
+                log.warning("%s: the hub refused the data description", self.name)
+        except HubUnreachable as exc:
+            self.described = False
+            log.warning("%s: %s", self.name, exc.message)
+        except FlameLabError as exc:
+            log.warning("%s: %s", self.name, exc.message)
 
     # -- hub records -------------------------------------------------------------------------
     def refresh_nodes(self) -> None:
@@ -253,6 +298,8 @@ class NodeAgent:
     def tick(self) -> None:
         """One look at the hub: every analysis this node takes part in gets its next step."""
         self.reload_policy()
+        if not self.described:
+            self.publish_description()
         with hub_errors("list this node's analyses"):
             # the ones still open: a long-lived node's finished history would grow every tick
             links = every(

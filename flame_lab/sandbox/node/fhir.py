@@ -122,6 +122,10 @@ class FhirStore:
     def __repr__(self) -> str:
         return f"FhirStore({self.counts()})"
 
+    def by_type(self) -> dict[str, list[Mapping[str, Any]]]:
+        """The resources grouped by type (for the node's own data description)."""
+        return {kind: list(items) for kind, items in sorted(self._by_type.items())}
+
     def counts(self) -> dict[str, int]:
         """Number of resources per type (no values): what a node may show about its data."""
         return {kind: len(items) for kind, items in sorted(self._by_type.items())}

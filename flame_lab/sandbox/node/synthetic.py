@@ -361,8 +361,28 @@ def bundle(resources: list[dict[str, Any]], base_url: str) -> dict[str, Any]:
     }
 
 
+#: The data dictionary's notes for ``patients.csv``: units and meanings (never values).
+DICTIONARY_FILE = ".dictionary.json"
+
+
+def dictionary_notes() -> dict[str, Any]:
+    """Units and meanings of the synthetic table's columns, for the node's data description."""
+    columns: dict[str, dict[str, str]] = {
+        "patient_id": {"description": "pseudonym, the id of the FHIR Patient"},
+        "age": {"unit": "a", "description": f"age in years on {REFERENCE_DATE.isoformat()}"},
+        "sex": {"description": "administrative gender (FHIR Patient.gender)"},
+        "smoker": {"description": "1 = current smoker"},
+    }
+    for m in MEASUREMENTS:
+        columns[m.column] = {"unit": m.unit, "description": f"LOINC {m.loinc}: {m.display}"}
+    for d in DIAGNOSES:
+        columns[d.column] = {"description": f"1 = ICD-10-GM {d.code}: {d.display}"}
+    return {"tables": {"patients.csv": {"columns": columns}}}
+
+
 def write(site: SyntheticSite, folder: str | os.PathLike[str]) -> Path:
-    """Write ``fhir/<Type>.json`` bundles and ``s3/<table>`` files; returns the folder."""
+    """Write ``fhir/<Type>.json`` bundles, ``s3/<table>`` files and the data dictionary's notes
+    (a hidden file, which analyses never see); returns the folder."""
     folder = Path(folder)
     (folder / "fhir").mkdir(parents=True, exist_ok=True)
     (folder / "s3").mkdir(parents=True, exist_ok=True)
@@ -372,4 +392,6 @@ def write(site: SyntheticSite, folder: str | os.PathLike[str]) -> Path:
         (folder / "fhir" / f"{kind}.json").write_text(text, encoding="utf-8")
     for name, data in site.tables.items():
         (folder / "s3" / name).write_bytes(data)
+    notes = json.dumps(dictionary_notes(), ensure_ascii=False, indent=1)
+    (folder / DICTIONARY_FILE).write_text(notes, encoding="utf-8")
     return folder
