@@ -12,7 +12,10 @@ process tree, sampled every 50 ms). A size that does not complete is reported wi
 A script, never a test.
 
     /work/venv/bin/python bench/e2e.py [--quick] [--sizes 3,10,50] [--repeat N]
-                                       [--logreg-up-to N] [--json FILE]
+                                       [--logreg-up-to N] [--json FILE] [--confinement-only]
+
+It first measures the start-up of one run at a node with bubblewrap against the same run
+without it (the node's fallback), alternating, and prints the ratio.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import logging
 import os
 import re
 import runpy
@@ -523,6 +527,75 @@ def report(results: list[SizeResult], load: tuple[float, float, float]) -> None:
         print(f"goal 50 nodes completes on this {os.cpu_count()}-core machine: {verdict}")
 
 
+# -- start-up cost of confinement ------------------------------------------------------------
+CONFINE_PROBE = "print('started')\n"
+
+
+def bench_confinement(repeat: int, log: Callable[[str], None]) -> dict[str, Any]:
+    """One trivial analysis through the node's runner, with bubblewrap and without (the
+    fallback: rlimits and, as root, the old network namespace + uid drop), alternating in the
+    same run: median seconds from start to exit, and the ratio confined / unconfined."""
+    from flame_lab.limits import ResourceLimits
+    from flame_lab.privacy import DisclosurePolicy
+    from flame_lab.sandbox.node import confine
+    from flame_lab.sandbox.node.datasets import NodeData
+    from flame_lab.sandbox.node.runner import RunSpec, run_analysis
+    from flame_lab.sandbox.node.service import NodeFacts, NodeService, Switchboard
+
+    why = confine.unavailable()
+    if why:
+        return {"skipped": why}
+    logging.getLogger("flame_lab.sandbox.node.runner").setLevel(logging.ERROR)  # the fallback's
+    root = Path(tempfile.mkdtemp(prefix="flame-lab-bench-confine-"))
+    try:
+        (root / "code").mkdir()
+        (root / "code" / "entry.py").write_text(CONFINE_PROBE)
+        facts = NodeFacts("site", "default", ("agg",), "agg", "bench", "bench")
+        data = NodeData.from_site(synthetic.generate("site", n_patients=30))
+        limits = ResourceLimits(allow_unconfined=True)
+        times: dict[str, list[float]] = {"confined": [], "unconfined": []}
+        for i in range(repeat):
+            for mode in ("confined", "unconfined"):
+                board = Switchboard()
+                service = NodeService(facts, data, DisclosurePolicy(), board.transport("site"))
+                spec = RunSpec(root / "code", "entry.py", root / f"work-{mode}-{i}", limits)
+                if mode == "unconfined":
+                    os.environ["FLAME_LAB_BWRAP"] = str(root / "no-bwrap")
+                started = time.perf_counter()
+                try:
+                    outcome = run_analysis(spec, service, lambda *_: None)
+                finally:
+                    os.environ.pop("FLAME_LAB_BWRAP", None)
+                times[mode].append(time.perf_counter() - started)
+                engine = outcome.confinement.get("engine")
+                if not outcome.ok or engine != ("bubblewrap" if mode == "confined" else "none"):
+                    raise RuntimeError(f"{mode} run failed: {outcome.failure} ({engine})")
+        medians = {mode: statistics.median(t) for mode, t in times.items()}
+        log(f"  confinement: {medians}")
+        return {
+            "repeat": repeat,
+            "confinedSeconds": medians["confined"],
+            "unconfinedSeconds": medians["unconfined"],
+            "ratio": medians["confined"] / medians["unconfined"],
+            "confinedMinMax": [min(times["confined"]), max(times["confined"])],
+            "unconfinedMinMax": [min(times["unconfined"]), max(times["unconfined"])],
+        }
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def report_confinement(figures: dict[str, Any]) -> None:
+    if "skipped" in figures:
+        print(f"\nconfinement start-up: not measured ({figures['skipped']})")
+        return
+    print(
+        f"\nstart-up of one run (trivial analysis, median of {figures['repeat']}): "
+        f"bubblewrap {figures['confinedSeconds'] * 1000:.0f} ms, "
+        f"without {figures['unconfinedSeconds'] * 1000:.0f} ms, "
+        f"ratio {figures['ratio']:.2f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 and 10 nodes, 3 repetitions")
@@ -535,6 +608,9 @@ def main() -> None:
         help="run the iterative analysis on sandboxes of at most this many nodes (default 10)",
     )
     parser.add_argument("--json", type=Path, help="write the figures to this file")
+    parser.add_argument(
+        "--confinement-only", action="store_true", help="only the start-up cost of confinement"
+    )
     args = parser.parse_args()
     sizes = [3, 10] if args.quick else [3, 10, 50]
     if args.sizes:
@@ -546,6 +622,10 @@ def main() -> None:
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
+    confinement = bench_confinement(small * 2, log)
+    if args.confinement_only:
+        report_confinement(confinement)
+        return
     results: list[SizeResult] = []
     for nodes in sizes:
         repeat = small if nodes < 50 else max(3, min(small, 3))
@@ -558,8 +638,10 @@ def main() -> None:
                 SizeResult(nodes, 0.0, 0.0, {}, {}, 0.0, failure=f"{type(exc).__name__}: {exc}")
             )
     report(results, load)
+    report_confinement(confinement)
     if args.json:
         figures = {
+            "confinement": confinement,
             "loadAverage": load,
             "cpuCount": os.cpu_count(),
             "sizes": [asdict(r) for r in results],

@@ -376,8 +376,9 @@ class _Watch:
         self.peak_processes = max(self.peak_processes, used.processes)
         if used.cpu_seconds > self.limits.cpu_seconds:
             self.cpu = True
-        elif used.rss_bytes > self.limits.memory_mib * 1024 * 1024:
-            self.memory = True
+        else:
+            limit = self.limits.memory_mib * 1024 * 1024
+            self.memory = used.rss_bytes > limit and watchdog.memory(used) > limit
         return self.cpu or self.memory
 
 

@@ -62,10 +62,10 @@ def _lock_dir() -> Path:
     )
 
 
-def acquire() -> Slot:
+def acquire(uids: range = range(FIRST_UID, FIRST_UID + SLOTS)) -> Slot:
     """The first free slot, its uid emptied of any leftover process."""
     folder = _lock_dir()
-    for uid in range(FIRST_UID, FIRST_UID + SLOTS):
+    for uid in uids:
         fd = os.open(folder / f"{uid}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -1,6 +1,6 @@
 """What a run uses as a whole: the sum over every process of its tree, read from /proc.
 
-rlimits hold per process; the node adds up CPU time and resident memory over the run's whole
+rlimits hold per process; the node adds up CPU time and memory (PSS) over the run's whole
 process tree (bubblewrap's reaper adopts every orphan, so daemons stay in the tree; reaped
 children's time is in their reaper's ``cutime``) and stops the run when a total passes its limit.
 """
@@ -8,7 +8,7 @@ children's time is in their reaper's ``cutime``) and stops the run when a total 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -21,6 +21,7 @@ class Usage:
     processes: int = 0
     cpu_seconds: float = 0.0
     rss_bytes: int = 0
+    pids: list[int] = field(default_factory=list)
 
 
 def _children(pid: int) -> list[int]:
@@ -63,4 +64,24 @@ def usage(root: int) -> Usage:
         total.processes += int(fields[17])  # num_threads: RLIMIT_NPROC counts threads
         total.cpu_seconds += sum(int(x) for x in fields[11:15]) / TICKS
         total.rss_bytes += int(fields[21]) * PAGE
+        total.pids.append(pid)
     return total
+
+
+def memory(used: Usage) -> int:
+    """The tree's memory as PSS, read only when its RSS sum (always >= PSS) is high enough to
+    matter, since reading it costs far more."""
+    return sum(_pss(pid, 0) for pid in used.pids)
+
+
+def _pss(pid: int, rss: int) -> int:
+    """The process's proportional share of memory (shared pages split among their users, so
+    a forked tree is not counted many times over); its RSS when that cannot be read."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return rss
