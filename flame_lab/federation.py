@@ -266,6 +266,7 @@ def _connect_sandbox(home: str | Path | None, start: bool) -> Federation:
     clients = with_password(endpoints, info["username"], info["password"])
     fed = Federation("sandbox", endpoints, clients, sandbox_home=Path(info["home"]))
     fed.project_id = info["projectId"]
+    fed.hub_identity = info.get("hubId") or fed.hub_id
     for node in info["nodes"]:
         data = json.loads(Path(node["publicIdentityFile"]).read_text(encoding="utf-8"))
         fed.node_keys[node["id"]] = NodePublicIdentity.from_dict(data)
@@ -291,6 +292,8 @@ class Federation:
         self.sandbox_home = sandbox_home
         self.store = store or SubmissionStore()
         self.project_id: str | None = None
+        # the hub's name in signed bundles; nodes refuse bundles signed for another hub
+        self.hub_identity: str = endpoints.core_url
         self.node_keys: dict[str, NodePublicIdentity] = {}
         self._node_cache: dict[str, NodeInfo] = {}
         # the sandbox hub's change feed; turned off at the first 404 (a hub without it)
@@ -421,10 +424,12 @@ class Federation:
         identity: Identity | None = None,
         master_image: str | None = None,
     ) -> Analysis:
-        """Sign the draft, create the analysis, upload the code and lock it.
+        """Create the analysis, sign the draft for it, upload the code and lock it.
 
-        ``master_image`` (a virtual path such as ``python/ml``; default ``python/base``) is the
-        image the nodes run the analysis in: a draft importing what it lacks is refused here.
+        The analysis comes first: the signed manifest names its id, project, nodes and hub,
+        so that no node runs this code in any other analysis. ``master_image`` (a virtual
+        path such as ``python/ml``; default ``python/base``) is the image the nodes run the
+        analysis in: a draft importing what it lacks is refused here.
         """
         image_id, image_path, offered = self._master_image(master_image)
         draft.check(image=image_path, offered=offered)
@@ -432,17 +437,27 @@ class Federation:
         self.trust_in_sandbox()
         chosen = self._choose_nodes(nodes)
         everyone = [identity.public, *[r for r in recipients if r.key_id != identity.key_id]]
-        signed = bundles.build(draft.files, draft.entrypoint, identity, everyone)
         display = name or f"analysis {datetime.now(UTC):%Y-%m-%d %H:%M:%S}"
         with self._call("create the analysis"):
             analysis = self.core.create_analysis(
                 self.project_id,
                 name=_slug(display),
                 display_name=display,
-                description=f"submitted by flame_lab, bundle {signed.bundle_hash[:16]}",
+                description="submitted by flame_lab (signed bundle)",
                 master_image_id=image_id,
             )
         analysis_id = str(analysis.id)
+        try:
+            binding = bundles.Binding(
+                analysis_id, str(self.project_id), tuple(n.id for n in chosen), self.hub_identity
+            )
+            signed = bundles.build(
+                draft.files, draft.entrypoint, identity, everyone, binding=binding
+            )
+        except FlameLabError:
+            with self._call("remove the half-created analysis"):
+                self.core.delete_analysis(analysis_id)
+            raise
         aggregator = next(n for n in chosen if n.type == "aggregator")
         record = SubmissionRecord(
             analysis_id=analysis_id,
@@ -879,6 +894,7 @@ class Analysis:
                     data, identity=identity, trusted_nodes=trusted, expected=expected, guard=guard
                 )
             )
+        envelope.check_result_set([o.header for o in opened])
         opened.sort(key=lambda o: o.header.sequence)
         digests = [o.digest for o in opened]
         if record.result_hashes != digests:

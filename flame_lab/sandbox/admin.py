@@ -1,17 +1,47 @@
 """Acting as a sandbox node's admin: approve or reject an analysis waiting at that node.
 
-A node admin approves only code that verifies, so approval re-checks the signed bundle
-against the node's trusted researcher keys before it records anything on the hub.
+The decision goes into the node's own ledger first (that is what the node obeys), then it is
+reported to the hub. An approval re-checks the signed bundle against the node's trusted
+researcher keys and against the analysis it was distributed in.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from flame_lab.errors import BundleError, NotFound, SandboxError
-from flame_lab.hubclient import every
+from flame_lab.hubclient import every, hub_errors
 from flame_lab.sandbox import daemon
 from flame_lab.sandbox.node.agent import NodeAgent
+from flame_lab.sandbox.node.ledger import PENDING
+
+
+def node_agent(node_name: str, home: Path | str | None = None) -> NodeAgent:
+    """The named node of the running sandbox, as its admin acts on it."""
+    home = daemon.home_dir(home)
+    current = daemon.running(home)
+    if current is None:
+        raise SandboxError("the sandbox is not running", hint="Start it: `flame-lab sandbox up`.")
+    names = [n["name"] for n in daemon.status(home)["nodes"]]
+    if node_name not in names:
+        raise NotFound(f"no sandbox node {node_name!r}", hint="Nodes: " + ", ".join(names))
+    return NodeAgent(home, node_name, current.url, keep_state=False)
+
+
+def analysis_link(agent: NodeAgent, analysis_id: str) -> Any:
+    """This node's part in ``analysis_id``, or NotFound."""
+    with hub_errors(f"find analysis {analysis_id} at node {agent.name}"):
+        links = every(
+            agent.core.find_analysis_nodes,
+            filter={"node_id": agent.node_id, "analysis_id": analysis_id},
+        )
+    if not links:
+        raise NotFound(
+            f"analysis {analysis_id} does not involve node {agent.name}",
+            hint="`flame-lab status` lists your analyses and their nodes.",
+        )
+    return links[0]
 
 
 def decide(
@@ -22,39 +52,34 @@ def decide(
     home: Path | str | None = None,
 ) -> str:
     """Record the admin's decision at ``node_name``; returns the comment written on the hub."""
-    home = daemon.home_dir(home)
-    current = daemon.running(home)
-    if current is None:
-        raise SandboxError("the sandbox is not running", hint="Start it: `flame-lab sandbox up`.")
-    names = [n["name"] for n in daemon.status(home)["nodes"]]
-    if node_name not in names:
-        raise NotFound(f"no sandbox node {node_name!r}", hint="Nodes: " + ", ".join(names))
-    agent = NodeAgent(home, node_name, current.url)
-    links = [
-        link
-        for link in every(agent.core.find_analysis_nodes, filter={"node_id": agent.node_id})
-        if str(link.analysis_id) == analysis_id
-    ]
-    if not links:
-        raise NotFound(
-            f"analysis {analysis_id} does not involve node {node_name}",
-            hint="`flame-lab status` lists your analyses and their nodes.",
-        )
-    link = links[0]
-    if link.approval_status is not None:
+    agent = node_agent(node_name, home)
+    link = analysis_link(agent, analysis_id)
+    with hub_errors(f"read analysis {analysis_id}"):
+        analysis = agent.core.get_analysis(analysis_id)
+    if analysis is None:
+        raise NotFound(f"the hub no longer knows analysis {analysis_id}")
+    known = agent.ledger.for_analysis(analysis_id)
+    if known is not None and known.state != PENDING:
         raise SandboxError(
-            f"{node_name} already {link.approval_status} analysis {analysis_id}",
+            f"{node_name} already {known.state} analysis {analysis_id}",
             hint="A decision is final; submit the analysis again to ask anew.",
         )
-    if approve:
-        try:
-            manifest = agent.verify(agent.fetch_bundle(analysis_id, None))
-        except BundleError as exc:
-            comment = f"the code did not verify: {exc.message}"
-            agent.decide(link, False, comment)
+    try:
+        signed = agent.fetch_bundle(analysis_id, None)
+        manifest = agent.check(signed, analysis)
+    except BundleError as exc:
+        comment = f"the code did not verify: {exc.message}"
+        agent.refuse(link, comment)
+        if approve:
             return comment
+        return reason or comment
+    agent.ledger.receive(signed.bundle_hash, analysis_id, str(analysis.name or ""), manifest.signer)
+    if approve:
         comment = reason or f"approved by the node admin (signed by {manifest.signer})"
     else:
         comment = reason or "rejected by the node admin"
-    agent.decide(link, approve, comment)
+    decision = agent.ledger.decide(
+        signed.bundle_hash, approve, comment, "node admin", signed.files if approve else None
+    )
+    agent.report(link, decision)
     return comment

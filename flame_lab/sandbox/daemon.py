@@ -39,7 +39,7 @@ from flame_lab.sandbox.hub.provision import NodeSeed, Provisioned, node_names, p
 from flame_lab.sandbox.hub.store import Store
 from flame_lab.sandbox.node import synthetic
 from flame_lab.sandbox.node.datasets import NodeData
-from flame_lab.sandbox.node.layout import NodeFolder
+from flame_lab.sandbox.node.layout import NodeFolder, PeerPin
 from flame_lab.security import keys
 
 PID_FILE = "hub.pid"
@@ -146,6 +146,7 @@ def initialise(
         )
     _write_private(home / RESEARCHER_FILE, {"username": done.username, "password": done.password})
     info = {
+        "hubId": f"sandbox-{secrets.token_hex(16)}",
         "projectId": done.project_id,
         "masterImageId": done.master_image_id,
         "realmId": done.realm_id,
@@ -153,7 +154,35 @@ def initialise(
         "nodes": node_info,
     }
     (home / INFO_FILE).write_text(json.dumps(info, indent=2), encoding="utf-8")
+    provision_trust(home)
     return done
+
+
+def provision_trust(home: Path) -> None:
+    """What each node's admin would exchange out of band: the hub's identity, and every peer
+    node's public identity from its own public.json (never from the hub's node records)."""
+    info = _read_json(home / INFO_FILE) or {}
+    if not info.get("hubId"):
+        info["hubId"] = f"sandbox-{secrets.token_hex(16)}"
+        (home / INFO_FILE).write_text(json.dumps(info, indent=2), encoding="utf-8")
+    pins = []
+    for node in info.get("nodes", []):
+        folder = NodeFolder.of(home, node["name"])
+        try:
+            public = json.loads(folder.public.read_text(encoding="utf-8"))
+            pins.append(
+                PeerPin(node["id"], node["name"], keys.NodePublicIdentity.from_dict(public))
+            )
+        except (OSError, ValueError, FlameLabError):
+            continue  # a node without a readable public identity is not pinned: refused
+    for node in info.get("nodes", []):
+        folder = NodeFolder.of(home, node["name"])
+        if not folder.root.is_dir():
+            continue
+        if not folder.hub.exists():
+            folder.hub.write_text(json.dumps({"hubId": info["hubId"]}), encoding="utf-8")
+        if not folder.peers.exists():
+            folder.write_pins([pin for pin in pins if pin.node_id != node["id"]])
 
 
 def _provision_node(
@@ -375,6 +404,7 @@ def up(
         return current
     if not is_initialised(home):
         initialise(home, nodes, node_data=node_data)
+    provision_trust(home)
     with contextlib.suppress(FileNotFoundError):
         (home / STATE_FILE).unlink()
     _forget_readiness(home)
@@ -502,6 +532,7 @@ def status(home: Path | str | None = None) -> dict[str, Any]:
         "password": researcher.get("password"),
         "credentialsFile": str(home / RESEARCHER_FILE),
         "projectId": info.get("projectId"),
+        "hubId": info.get("hubId"),
         "nodes": [
             {
                 **node,
@@ -544,6 +575,7 @@ def foreground(
         )
     if not is_initialised(home):
         initialise(home, nodes)
+    provision_trust(home)
     (home / PID_FILE).write_text(str(os.getpid()))
 
     def ready(url: str) -> None:

@@ -1,8 +1,10 @@
 """Signed analysis bundles: the researcher signs exactly which code a node may run.
 
 A bundle is a set of code files plus a canonical JSON manifest (paths, sizes, SHA-256s,
-entrypoint, recipients, run nonce, validity window, signer id) and an Ed25519 signature over a
-domain-separated prefix and the manifest bytes. Nodes `verify` it against keys *they* trust.
+entrypoint, recipients, run nonce, validity window, signer id, and the binding: analysis id,
+project id, node ids and hub it was signed for) and an Ed25519 signature over a
+domain-separated prefix and the manifest bytes. Nodes `verify` it against keys *they* trust
+and `check_binding` it against the analysis it reached them in.
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ MAX_SEGMENT_BYTES = 255
 _MANIFEST_FIELDS = frozenset(
     {"version", "files", "entrypoint", "recipients", "runNonce", "createdAt", "expiresAt", "signer"}
 )
+_OPTIONAL_FIELDS = frozenset({"binding"})
+_BINDING_FIELDS = frozenset({"analysisId", "projectId", "nodeIds", "hub"})
 _FILE_FIELDS = frozenset({"path", "size", "sha256"})
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _KEY_ID = re.compile(r"[0-9a-f]{32}")
@@ -72,6 +76,82 @@ class Limits:
     max_total_bytes: int = 50 * 1024 * 1024
     max_files: int = 1000
     max_manifest_bytes: int = 4 * 1024 * 1024
+
+
+class BindingMismatch(BundleError):
+    """The bundle was signed for another analysis, project, node set or hub."""
+
+    default_hint = (
+        "Do not run it: the hub distributed a bundle signed for another run. The researcher "
+        "must submit the analysis again (flame_lab signs each submission for its analysis)."
+    )
+
+
+@dataclass(frozen=True)
+class Binding:
+    """What a run is for, in the signer's words: this analysis, project, node set and hub."""
+
+    analysis_id: str
+    project_id: str
+    node_ids: tuple[str, ...]
+    hub: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "node_ids", tuple(sorted(set(self.node_ids))))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "analysisId": self.analysis_id,
+            "projectId": self.project_id,
+            "nodeIds": list(self.node_ids),
+            "hub": self.hub,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> Binding:
+        if not isinstance(raw, dict) or raw.keys() != _BINDING_FIELDS:
+            raise MalformedManifest(
+                "the manifest's binding must hold exactly analysisId, projectId, nodeIds, hub"
+            )
+        texts = [raw["analysisId"], raw["projectId"], raw["hub"]]
+        nodes = raw["nodeIds"]
+        if not all(isinstance(t, str) and 0 < len(t) <= 1024 for t in texts):
+            raise MalformedManifest("the binding's analysisId, projectId and hub must be text")
+        if (
+            not isinstance(nodes, list)
+            or not nodes
+            or not all(isinstance(n, str) and 0 < len(n) <= 1024 for n in nodes)
+            or nodes != sorted(set(nodes))
+        ):
+            raise MalformedManifest("the binding's nodeIds must be a sorted list of node ids")
+        return cls(raw["analysisId"], raw["projectId"], tuple(nodes), raw["hub"])
+
+
+def check_binding(manifest: Manifest, expected: Binding) -> None:
+    """Refuse a manifest signed for another run than the one the node was asked to do."""
+    bound = manifest.binding
+    if bound is None:
+        raise BindingMismatch(
+            "the bundle is not bound to an analysis (no binding in the signed manifest)"
+        )
+    for label, got, want in (
+        ("analysis", bound.analysis_id, expected.analysis_id),
+        ("project", bound.project_id, expected.project_id),
+        ("hub", bound.hub, expected.hub),
+    ):
+        if got != want:
+            raise BindingMismatch(
+                f"the bundle was signed for {label} {got[:80]!r}, but it was distributed in "
+                f"{label} {want[:80]!r}"
+            )
+    if bound.node_ids != expected.node_ids:
+        extra = sorted(set(expected.node_ids) - set(bound.node_ids))
+        missing = sorted(set(bound.node_ids) - set(expected.node_ids))
+        raise BindingMismatch(
+            "the bundle was signed for another set of nodes than the analysis has"
+            f" (not signed for: {', '.join(extra) or 'none'};"
+            f" signed for but absent: {', '.join(missing) or 'none'})"
+        )
 
 
 @dataclass(frozen=True)
@@ -98,9 +178,10 @@ class Manifest:
     created_at: int
     expires_at: int
     signer: str
+    binding: Binding | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "version": self.version,
             "files": [entry.to_dict() for entry in self.files],
             "entrypoint": self.entrypoint,
@@ -110,6 +191,9 @@ class Manifest:
             "expiresAt": self.expires_at,
             "signer": self.signer,
         }
+        if self.binding is not None:
+            out["binding"] = self.binding.to_dict()
+        return out
 
     def to_bytes(self) -> bytes:
         return canonical_json(self.to_dict())
@@ -343,7 +427,8 @@ def _decode(data: bytes, limits: Limits) -> dict[str, Any]:
             f"the manifest has format version {str(doc.get('version'))[:20]!r}; "
             f"this flame_lab reads version {FORMAT_VERSION}"
         )
-    unknown, missing = doc.keys() - _MANIFEST_FIELDS, _MANIFEST_FIELDS - doc.keys()
+    unknown = doc.keys() - _MANIFEST_FIELDS - _OPTIONAL_FIELDS
+    missing = _MANIFEST_FIELDS - doc.keys()
     if unknown:
         raise MalformedManifest(f"the manifest has unknown fields {sorted(map(_show, unknown))}")
     if missing:
@@ -431,6 +516,7 @@ def parse_manifest(data: bytes, *, limits: Limits = Limits()) -> Manifest:
         created_at=created,
         expires_at=expires,
         signer=signer,
+        binding=Binding.from_dict(doc["binding"]) if "binding" in doc else None,
     )
     try:
         canonical = canonical_json(doc)
@@ -454,8 +540,10 @@ def build(
     ttl_seconds: int = DEFAULT_TTL_SECONDS,
     now: int | None = None,
     limits: Limits = Limits(),
+    binding: Binding | None = None,
 ) -> SignedBundle:
-    """Pin the files, name the entrypoint and recipients, and sign; same rules as `verify`."""
+    """Pin the files, name the entrypoint and recipients, and sign; same rules as `verify`.
+    Nodes run only bundles with a ``binding`` that matches the analysis they reach them in."""
     if not _is_int(ttl_seconds) or ttl_seconds <= 0:
         raise BundleError(
             f"the bundle lifetime must be a positive number of seconds, not {ttl_seconds!r}",
@@ -486,6 +574,7 @@ def build(
         created_at=created,
         expires_at=created + ttl_seconds,
         signer=signer.key_id,
+        binding=binding,
     )
     data = manifest.to_bytes()
     parse_manifest(data, limits=limits)  # the builder refuses what a node would refuse

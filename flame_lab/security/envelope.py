@@ -103,6 +103,7 @@ _FIELDS = {
     "bundleHash",
     "runNonce",
     "sequence",
+    "count",
     "createdAt",
     "contentType",
     "recipients",
@@ -133,6 +134,7 @@ class ResultHeader:
     length: int
     nonce_prefix: bytes
     version: int = FORMAT_VERSION
+    count: int = 1  # results in the whole set (sequences 0 .. count-1): the set is signed too
 
     @property
     def chunk_count(self) -> int:
@@ -150,6 +152,7 @@ class ResultHeader:
             "bundleHash": self.bundle_hash,
             "runNonce": self.run_nonce,
             "sequence": self.sequence,
+            "count": self.count,
             "createdAt": self.created_at.strftime(_TIME_FORMAT),
             "contentType": self.content_type,
             "recipients": list(self.recipient_ids),
@@ -181,7 +184,7 @@ class ResultHeader:
         for name, value in texts.items():
             if not isinstance(value, str) or not 0 < len(value) <= _MAX_TEXT:
                 raise _tampered(f"header field {name} is not a short non-empty string")
-        ints = {k: raw[k] for k in ("sequence", "chunkSize", "length")}
+        ints = {k: raw[k] for k in ("sequence", "count", "chunkSize", "length")}
         for name, value in ints.items():
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise _tampered(f"header field {name} is not a non-negative integer")
@@ -205,6 +208,7 @@ class ResultHeader:
             bundle_hash=texts["bundleHash"],
             run_nonce=texts["runNonce"],
             sequence=ints["sequence"],
+            count=ints["count"],
             created_at=created,
             content_type=texts["contentType"],
             recipient_ids=tuple(recipients),
@@ -223,6 +227,11 @@ class ResultHeader:
 
     def validate(self) -> None:
         """The limits both ends keep; raises EnvelopeError."""
+        if not 0 <= self.sequence < self.count:
+            raise EnvelopeError(
+                f"sequence {self.sequence} is outside the result set of {self.count}",
+                hint="Number a node's results 0 .. count-1.",
+            )
         if not MIN_CHUNK_SIZE <= self.chunk_size <= MAX_CHUNK_SIZE:
             raise EnvelopeError(
                 f"chunk size {self.chunk_size} is outside {MIN_CHUNK_SIZE}..{MAX_CHUNK_SIZE}",
@@ -436,6 +445,7 @@ def _start(
     recipients: Sequence[PublicIdentity],
     chunk_size: int,
     now: datetime | None,
+    count: int | None = None,
 ) -> _Sealing:
     if not recipients:
         raise EnvelopeError(
@@ -447,6 +457,9 @@ def _start(
         raise EnvelopeError(f"At most {MAX_RECIPIENTS} recipients are supported.")
     if isinstance(sequence, bool) or not isinstance(sequence, int) or sequence < 0:
         raise EnvelopeError("The sequence number must be a non-negative integer.")
+    count = sequence + 1 if count is None else count
+    if isinstance(count, bool) or not isinstance(count, int) or count <= sequence:
+        raise EnvelopeError("The result count must be an integer above the sequence number.")
     for name, value in (
         ("analysis_id", analysis_id),
         ("node_id", node_id),
@@ -463,6 +476,7 @@ def _start(
         bundle_hash=bundle_hash,
         run_nonce=run_nonce,
         sequence=sequence,
+        count=count,
         created_at=created,
         content_type=content_type,
         recipient_ids=tuple(sorted(by_id)),
@@ -516,6 +530,7 @@ def seal(
     node: NodeIdentity,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     now: datetime | None = None,
+    count: int | None = None,
 ) -> bytes:
     """Encrypt ``payload`` to ``recipients`` and sign it as ``node``; returns the container."""
     view = memoryview(payload).cast("B")
@@ -530,6 +545,7 @@ def seal(
         recipients=recipients,
         chunk_size=chunk_size,
         now=now,
+        count=count,
     )
     header = sealing.header
     total = len(sealing.prelude) + len(view) + TAG_SIZE * header.chunk_count + SIGNATURE_SIZE
@@ -580,6 +596,7 @@ def seal_stream(
     node: NodeIdentity,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     now: datetime | None = None,
+    count: int | None = None,
 ) -> ResultHeader:
     """Like seal, for payloads too big for memory: reads exactly ``length`` bytes."""
     sealing = _start(
@@ -593,6 +610,7 @@ def seal_stream(
         recipients=recipients,
         chunk_size=chunk_size,
         now=now,
+        count=count,
     )
     header = sealing.header
     hashes = []
@@ -707,6 +725,33 @@ def _verify_node(
         raise TamperedResult(
             f"The node signature does not verify with the trusted key of node {node_id!r}."
         ) from None
+
+
+def check_result_set(headers: Sequence[ResultHeader]) -> None:
+    """A node's result set as it signed it: one count, and sequences 0 .. count-1 once each.
+    A hub that drops, duplicates or swaps in a result from another set is TamperedResult."""
+    if not headers:
+        raise TamperedResult("The result set is empty.")
+    counts = sorted({h.count for h in headers})
+    if len(counts) != 1:
+        raise TamperedResult(
+            f"The result files disagree on how many results there are ({counts}): "
+            "they do not come from one result set."
+        )
+    count = counts[0]
+    seen = sorted(h.sequence for h in headers)
+    duplicated = sorted({n for n in seen if seen.count(n) > 1})
+    missing = sorted(set(range(count)) - set(seen))
+    if duplicated or missing:
+        parts = []
+        if missing:
+            parts.append(f"missing {', '.join(map(str, missing[:10]))}")
+        if duplicated:
+            parts.append(f"repeated {', '.join(map(str, duplicated[:10]))}")
+        raise TamperedResult(
+            f"The node sealed {count} result(s), but the hub served another set "
+            f"({'; '.join(parts)})."
+        )
 
 
 def _check_expected(header: ResultHeader, expected: Expected) -> None:

@@ -403,6 +403,7 @@ def test_the_header_is_canonical_json_with_camel_case_fields(alice, node):
             "bundleHash",
             "runNonce",
             "sequence",
+            "count",
             "createdAt",
             "contentType",
             "recipients",

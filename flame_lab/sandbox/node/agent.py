@@ -1,9 +1,12 @@
 """A sandbox hospital node: approves, verifies, runs and reports analyses, as a FLAME node does.
 
 The agent meets the hub only over HTTP, through flame_hub, with its own client credentials.
-It approves an analysis only when the signed bundle verifies against a researcher key its
-admin trusts, runs exactly the build it approved (re-verified, hash compared), confines the
-analysis process, and seals the aggregator's result to the recipients in the signed manifest.
+The hub decides nothing here: the agent verifies the signed bundle against researcher keys its
+admin trusts and against the analysis it was distributed in (analysis, project, nodes, hub),
+records its own decision in the node's ledger (auto policy, or the admin's), runs only a build
+whose hash the ledger approved and whose run nonce it never ran, talks only to peers whose
+identities are pinned at this node, and seals the aggregator's result to the manifest's
+recipients. The hub's approvalStatus is a report of the ledger, never a reason to run.
 """
 
 from __future__ import annotations
@@ -43,7 +46,8 @@ from flame_lab.hubclient import (
 )
 from flame_lab.privacy import NodePolicy, PrivacyBudget, load_policy
 from flame_lab.sandbox.node.datasets import NodeData
-from flame_lab.sandbox.node.layout import NodeFolder
+from flame_lab.sandbox.node.layout import NodeFolder, PeerPin
+from flame_lab.sandbox.node.ledger import APPROVED, PENDING, Decision, Ledger
 from flame_lab.sandbox.node.messenger import HubTransport
 from flame_lab.sandbox.node.runner import RunSpec, run_analysis
 from flame_lab.sandbox.node.service import NodeFacts, NodeService
@@ -70,6 +74,15 @@ MAX_COMMENT = 480
 FINAL_PHASES = frozenset({"executed", "failed", "rejected"})
 # A node's links to analyses that may still need it (rapiq: "!" negates, "," lists values).
 OPEN_LINKS = {"execution_status": "!executed,failed", "approval_status": "!rejected"}
+
+
+class PeerKeyError(FlameLabError):
+    """A peer node's key is not pinned here, or the hub shows another key than the pin."""
+
+    default_hint = (
+        "Compare the node's public identity with its admin out of band; the sandbox pins "
+        "peers from each node's public.json at `sandbox up`."
+    )
 
 
 def _short(text: str) -> str:
@@ -119,8 +132,10 @@ class Run:
 class NodeAgent:
     """One hospital node of the sandbox federation."""
 
-    def __init__(self, home: Path, name: str, hub_url: str) -> None:
+    def __init__(self, home: Path, name: str, hub_url: str, *, keep_state: bool = True) -> None:
+        """``keep_state=False``: an admin's short-lived view that leaves agent.json to the agent."""
         self.folder = NodeFolder.of(home, name)
+        self.keep_state = keep_state
         secrets = self.folder.read_secrets()
         self.node_id: str = secrets["nodeId"]
         self.identity: NodeIdentity = load_node_identity(
@@ -129,6 +144,9 @@ class NodeAgent:
         self._policy_mtime = -1.0
         self.policy = NodePolicy()
         self.reload_policy()
+        self.ledger = Ledger(self.folder.ledger)
+        self.hub_identity = self.folder.hub_identity()
+        self.pins: dict[str, PeerPin] = self.folder.peer_pins()
         self.clients: HubClients = with_client_credentials(
             HubEndpoints.under(hub_url), secrets["clientId"], secrets["clientSecret"]
         )
@@ -213,17 +231,44 @@ class NodeAgent:
             self._nodes = {str(n.id): n for n in every(self.core.get_nodes)}
 
     def peer_key(self, node_id: str) -> ec.EllipticCurvePublicKey:
+        """A peer's messaging key from this node's pin, never from the hub's node record."""
+        pin = self.pins.get(node_id)
+        if pin is None:
+            raise PeerKeyError(
+                f"node {self._name_of(node_id)} has no pinned identity at {self.name}: "
+                "refusing to exchange messages with it"
+            )
+        return pin.identity.ecdh_key
+
+    def _name_of(self, node_id: str) -> str:
         node = self._nodes.get(node_id)
-        if node is None:
-            self.refresh_nodes()
-            node = self._nodes[node_id]
-        return NodePublicIdentity.ecdh_key_from_hub(node.public_key)
+        return f"{node.name} ({node_id})" if node is not None else node_id
+
+    def check_peers(self, participants: tuple[str, ...]) -> None:
+        """Every other participant is pinned here, and the hub shows the pinned key for it."""
+        self.pins = self.folder.peer_pins()
+        self.refresh_nodes()
+        for node_id in participants:
+            if node_id == self.node_id:
+                continue
+            pinned = self.peer_key(node_id)
+            node = self._nodes.get(node_id)
+            try:
+                shown = NodePublicIdentity.ecdh_key_from_hub(node.public_key) if node else None
+            except FlameLabError:
+                shown = None
+            if shown is None or shown.public_numbers() != pinned.public_numbers():
+                raise PeerKeyError(
+                    f"the hub's key for node {self._name_of(node_id)} differs from the identity "
+                    f"pinned for it at {self.name}: refusing to exchange messages with it"
+                )
 
     def _save(self, analysis_id: str, **changes: Any) -> dict[str, Any]:
         with self._lock:
             entry = self.state.setdefault(analysis_id, {})
             entry.update(changes)
-            self.folder.write_state(self.state)
+            if self.keep_state:
+                self.folder.write_state(self.state)
             return dict(entry)
 
     def node_log(self, analysis_id: str, level: str, message: str) -> None:
@@ -326,12 +371,26 @@ class NodeAgent:
         if entry.get("phase") in FINAL_PHASES:
             self.converge(link, entry)  # listed as open: the hub has not heard how it ended
             return
-        if link.approval_status is None:
-            if entry.get("phase") != "awaiting-admin":
-                self.review(link)
+        decision = self.ledger.for_analysis(analysis_id)
+        if decision is None:
+            if link.approval_status == "rejected":
+                self._save(analysis_id, phase="rejected")
+                return
+            with hub_errors(f"read analysis {analysis_id}"):
+                analysis = self.core.get_analysis(analysis_id)
+            if analysis is not None and analysis.configuration_locked:
+                self.review(link, analysis)
+            return  # else the researcher is still configuring it
+        if decision.state != APPROVED:
+            self.report(link, decision)
+            if decision.state == PENDING and link.approval_status == "approved":
+                self._refuse_hub_approval(link, decision)
             return
-        if link.approval_status == "rejected":
-            self._save(analysis_id, phase="rejected")
+        if link.approval_status != "approved":
+            if link.approval_status == "rejected":  # the hub says no: never run on doubt
+                self._save(analysis_id, phase="rejected")
+            else:
+                self.report(link, decision)
             return
         if link.execution_status in ("started", "executing"):
             self._fail(
@@ -373,6 +432,19 @@ class NodeAgent:
             "the hub could not be told when it happened",
         )
 
+    def _refuse_hub_approval(self, link: Any, decision: Decision) -> None:
+        """The hub reports an approval this node never gave: say so; fail once it is sent out."""
+        analysis_id = str(link.analysis_id)
+        with hub_errors(f"read analysis {analysis_id}"):
+            analysis = self.core.get_analysis(analysis_id)
+        if analysis is None or analysis.distribution_status is None:
+            return  # the hub approves aggregators at creation; it matters once it distributes
+        self._fail(
+            link,
+            f"the hub reports {self.name}'s approval, but this node's admin has not approved "
+            f"bundle {decision.bundle_hash[:16]}: it does not run",
+        )
+
     # -- approval ------------------------------------------------------------------------------
     def fetch_bundle(self, analysis_id: str, built_hash: str | None) -> bundles.SignedBundle:
         """The analysis's code as the hub serves it: before the build, the CODE bucket; after,
@@ -394,36 +466,79 @@ class NodeAgent:
     def verify(self, signed: bundles.SignedBundle) -> bundles.Manifest:
         return bundles.verify(signed, self.folder.trusted_researchers())
 
-    def review(self, link: Any) -> None:
-        """Verify an analysis waiting for this node's approval; approve it if policy says so."""
+    def expected_binding(self, analysis: Any, links: list[Any] | None = None) -> bundles.Binding:
+        """What a bundle distributed in ``analysis`` must be signed for, as this node sees it."""
+        analysis_id = str(analysis.id)
+        if links is None:
+            with hub_errors(f"list the nodes of analysis {analysis_id}"):
+                links = every(self.core.find_analysis_nodes, filter={"analysis_id": analysis_id})
+        return bundles.Binding(
+            analysis_id,
+            str(analysis.project_id),
+            tuple(str(x.node_id) for x in links),
+            self.hub_identity,
+        )
+
+    def check(
+        self, signed: bundles.SignedBundle, analysis: Any, links: list[Any] | None = None
+    ) -> bundles.Manifest:
+        """Signed by a trusted researcher, intact, in date, and bound to this very analysis."""
+        manifest = self.verify(signed)
+        binding = self.expected_binding(analysis, links)
+        bundles.check_binding(manifest, binding)
+        if self.node_id not in binding.node_ids:
+            raise bundles.BindingMismatch(f"the analysis does not list node {self.name}")
+        return manifest
+
+    def review(self, link: Any, analysis: Any) -> None:
+        """Verify a locked analysis's code and note it in the ledger; the auto policy approves."""
         analysis_id = str(link.analysis_id)
-        with hub_errors(f"read analysis {analysis_id}"):
-            analysis = self.core.get_analysis(analysis_id)
-        if analysis is None or not analysis.configuration_locked:
-            return  # the researcher is still configuring it
         try:
             signed = self.fetch_bundle(analysis_id, None)
-            manifest = self.verify(signed)
+            manifest = self.check(signed, analysis)
         except BundleError as exc:
-            self.decide(link, False, f"the code did not verify: {exc.message}")
+            self.refuse(link, f"the code did not verify: {exc.message}")
             return
-        self._save(
-            analysis_id, bundleHash=signed.bundle_hash, signer=manifest.signer, phase="verified"
+        decision = self.ledger.receive(
+            signed.bundle_hash, analysis_id, str(analysis.name or ""), manifest.signer
         )
-        if self.policy.approval == "auto":
-            self.decide(link, True, f"verified: signed by researcher {manifest.signer}")
-        else:
-            self._save(analysis_id, phase="awaiting-admin")
-            self.node_log(
-                analysis_id,
-                "notice",
-                f"{self.name}: the code verified (signed by {manifest.signer}); waiting for "
-                "the node admin: flame-lab sandbox approve|reject "
-                f"{analysis_id} --node {self.name}",
+        if decision.state == PENDING and self.policy.approval == "auto":
+            decision = self.ledger.decide(
+                signed.bundle_hash,
+                True,
+                f"verified: signed by researcher {manifest.signer}",
+                "policy: auto",
+                signed.files,
             )
+        self._save(analysis_id, bundleHash=signed.bundle_hash, signer=manifest.signer)
+        self.report(link, decision)
+
+    def report(self, link: Any, decision: Decision) -> None:
+        """Tell the hub what the ledger decided (only when the hub shows something else)."""
+        analysis_id = str(link.analysis_id)
+        if decision.state == PENDING:
+            if self.state.get(analysis_id, {}).get("phase") != "awaiting-admin":
+                self._save(analysis_id, phase="awaiting-admin")
+                self.node_log(
+                    analysis_id,
+                    "notice",
+                    f"{self.name}: the code verified (signed by {decision.signer}); waiting for "
+                    f"the node admin: flame-lab node review {analysis_id} --node {self.name}, "
+                    "then node approve|reject",
+                )
+            return
+        approve = decision.state == APPROVED
+        if link.approval_status != decision.state:
+            self.decide(link, approve, decision.reason or f"{decision.state} by {self.name}")
+        elif not approve:
+            self._save(analysis_id, phase="rejected")
+
+    def refuse(self, link: Any, reason: str) -> None:
+        """Reject code that did not verify here (no ledger entry: it never could run)."""
+        self.decide(link, False, reason)
 
     def decide(self, link: Any, approve: bool, reason: str) -> None:
-        """Record this node's decision on the hub, with its reason as the comment."""
+        """Report this node's decision to the hub, with its reason as the comment."""
         analysis_id = str(link.analysis_id)
         self._update(
             str(link.id), approval_status="approved" if approve else "rejected", comment=reason
@@ -481,10 +596,15 @@ class NodeAgent:
         link_id = str(link.id)
         self._update(link_id, execution_status="started", execution_progress=0)
         signed = self.fetch_bundle(analysis_id, analysis.build_hash)
-        manifest = self.verify(signed)
-        approved = self.state.get(analysis_id, {}).get("bundleHash")
-        if approved is not None and approved != signed.bundle_hash:
-            raise BundleError("the code to run is not the code this node approved")
+        links = self._patiently(
+            f"list the nodes of analysis {analysis_id}",
+            lambda: every(self.core.find_analysis_nodes, filter={"analysis_id": analysis_id}),
+        )
+        manifest = self.check(signed, analysis, links)
+        self.ledger.require_approved(signed.bundle_hash)
+        participants = tuple(str(x.node_id) for x in links)
+        self.check_peers(participants)
+        self.ledger.claim_run(manifest.run_nonce, analysis_id, signed.bundle_hash)
         folder = self.folder.runs / analysis_id
         shutil.rmtree(folder, ignore_errors=True)
         code_dir, work_dir = folder / "code", folder / "work"
@@ -494,11 +614,6 @@ class NodeAgent:
             target.write_bytes(content)
         work_dir.mkdir(parents=True)
 
-        links = self._patiently(
-            f"list the nodes of analysis {analysis_id}",
-            lambda: every(self.core.find_analysis_nodes, filter={"analysis_id": analysis_id}),
-        )
-        participants = tuple(str(x.node_id) for x in links)
         aggregator = next((p for p in participants if self._type(p) == "aggregator"), self.node_id)
         facts = NodeFacts(
             node_id=self.node_id,
@@ -637,6 +752,7 @@ class NodeAgent:
                     bundle_hash=bundle_hash,
                     run_nonce=manifest.run_nonce,
                     sequence=sequence,
+                    count=len(submission.results),
                     content_type=content_type,
                     recipients=manifest.recipients,
                     node=self.identity,

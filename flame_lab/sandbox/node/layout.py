@@ -2,10 +2,13 @@
 
 ```
 <home>/nodes/<name>/
-    secrets.json     0600: node id, client id and secret, the identity file's passphrase
+    secrets.json     0600: node id, client id and secret (no key passphrase: see keyring)
     identity.json    0600: the node's P-256 + Ed25519 keys (security.keys key file)
-    public.json      the node's public identity, for researchers to trust
+    public.json      the node's public identity, for researchers and peers to pin
     trusted/         researchers' public identities this node accepts bundles from
+    peers.json       pinned identities of the other nodes (node id -> name, identity)
+    hub.json         the identity of the hub this node serves (bundles must be bound to it)
+    ledger.sqlite    the node's own approvals and executed run nonces (node.ledger)
     policy.toml      the data steward's rules (privacy.NodePolicy)
     budget.json      differential-privacy budget spent per researcher
     data/            the node's data (synthetic, or a copy of --node-data)
@@ -23,8 +26,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flame_lab.errors import SandboxError
-from flame_lab.security.keys import PublicIdentity
+from flame_lab.errors import FlameLabError, SandboxError
+from flame_lab.security.keys import NodePublicIdentity, PublicIdentity
+
+
+@dataclass(frozen=True)
+class PeerPin:
+    """Another node's identity, as this node's admin received it out of band."""
+
+    node_id: str
+    name: str
+    identity: NodePublicIdentity
 
 
 @dataclass(frozen=True)
@@ -43,6 +55,9 @@ class NodeFolder:
     identity = property(lambda self: self.root / "identity.json")
     public = property(lambda self: self.root / "public.json")
     trusted = property(lambda self: self.root / "trusted")
+    peers = property(lambda self: self.root / "peers.json")
+    hub = property(lambda self: self.root / "hub.json")
+    ledger = property(lambda self: self.root / "ledger.sqlite")
     policy = property(lambda self: self.root / "policy.toml")
     budget = property(lambda self: self.root / "budget.json")
     data = property(lambda self: self.root / "data")
@@ -69,6 +84,40 @@ class NodeFolder:
                 continue
         return found
 
+    def peer_pins(self) -> dict[str, PeerPin]:
+        """Pinned peer identities by node id; an unreadable pin is left out (so: refused)."""
+        try:
+            raw = json.loads(self.peers.read_text("utf-8"))
+        except (OSError, ValueError):
+            return {}
+        pins: dict[str, PeerPin] = {}
+        for node_id, item in raw.items() if isinstance(raw, dict) else ():
+            try:
+                pin = PeerPin(
+                    str(node_id), str(item["name"]), NodePublicIdentity.from_dict(item["identity"])
+                )
+            except (ValueError, TypeError, KeyError, FlameLabError):
+                continue
+            pins[pin.node_id] = pin
+        return pins
+
+    def write_pins(self, pins: list[PeerPin]) -> None:
+        data = {pin.node_id: {"name": pin.name, "identity": pin.identity.to_dict()} for pin in pins}
+        _write_json(self.peers, data)
+
+    def hub_identity(self) -> str:
+        """The hub this node's admin registered it with; bundles must be signed for it."""
+        try:
+            hub = json.loads(self.hub.read_text(encoding="utf-8"))["hubId"]
+        except (OSError, ValueError, TypeError, KeyError):
+            hub = None
+        if not isinstance(hub, str) or not hub:
+            raise SandboxError(
+                f"node {self.name} has no hub identity in {self.hub}",
+                hint="Start the sandbox with `flame-lab sandbox up` (it provisions the file).",
+            )
+        return hub
+
     def read_state(self) -> dict[str, Any]:
         try:
             return json.loads(self.state.read_text(encoding="utf-8"))
@@ -76,6 +125,10 @@ class NodeFolder:
             return {}
 
     def write_state(self, state: dict[str, Any]) -> None:
-        tmp = self.state.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=2, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, self.state)
+        _write_json(self.state, state)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)

@@ -17,9 +17,10 @@ from typing import TypeVar
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from flame_lab.errors import FlameLabError
 from flame_lab.hubclient import HubClients, HubOutage, Patience, checked, hub_outage, patiently
 from flame_lab.security.keys import NodeIdentity
-from flame_lab.security.node_channel import MessageRejected, Route, open_message, seal_message
+from flame_lab.security.node_channel import Route, open_message, seal_message
 from flame_lab.star.runtime import Message
 
 # The longest a single inbox read waits at the hub (its limit is 5 s): long-polling, so a
@@ -165,7 +166,10 @@ class HubTransport:
             route = Route(self.analysis_id, sender, self.node_id, message_id)
             plaintext = open_message(raw[16:], route, self.identity.ecdh_key, self.peer_key(sender))
             category, body = unframe(plaintext)
-        except (MessageRejected, ValueError, KeyError, TypeError):
+        except FlameLabError as exc:  # MessageRejected, or no pinned key for the sender
+            self._reject(f"a message claiming to come from {sender} was refused: {exc.message}")
+            return
+        except (ValueError, KeyError, TypeError):
             self._reject(f"a message claiming to come from {sender} did not authenticate")
             return
         self._seen.add(message_id)
