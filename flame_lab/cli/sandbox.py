@@ -63,6 +63,9 @@ def _status(args: argparse.Namespace) -> int:
     state = f"running at {info['url']} (pid {info['pid']})" if info["running"] else "stopped"
     print(f"sandbox {info['home']}: {state}")
     print(f"  researcher: {info['username']} (password in {info['credentialsFile']})")
+    admin = info["admin"]
+    if admin["username"]:
+        print(f"  admin:      {admin['username']} (password in {admin['credentialsFile']})")
     detached = 0
     for node in info["nodes"]:
         if node["agentAttached"]:

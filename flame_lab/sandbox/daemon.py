@@ -46,6 +46,7 @@ PID_FILE = "hub.pid"
 LOG_FILE = "hub.log"
 INFO_FILE = "sandbox.json"  # ids and names only; no secrets
 RESEARCHER_FILE = "researcher.json"  # 0600: user name and password
+ADMIN_FILE = "admin.json"  # 0600: the sandbox admin's user name and password
 HUB_MODULE = "flame_lab.sandbox.hub"
 NODE_MODULE = "flame_lab.sandbox.node"
 
@@ -145,6 +146,9 @@ def initialise(
             {"id": node.id, "name": node.name, "type": node.type, "clientId": node.client_id}
         )
     _write_private(home / RESEARCHER_FILE, {"username": done.username, "password": done.password})
+    _write_private(
+        home / ADMIN_FILE, {"username": done.admin_username, "password": done.admin_password}
+    )
     info = {
         "hubId": f"sandbox-{secrets.token_hex(16)}",
         "projectId": done.project_id,
@@ -517,6 +521,7 @@ def status(home: Path | str | None = None) -> dict[str, Any]:
     current = running(home)
     info = _read_json(home / INFO_FILE) or {}
     researcher = _read_json(home / RESEARCHER_FILE) or {}
+    admin = _read_json(home / ADMIN_FILE) or {}
     url = current.url if current else None
     return {
         "home": str(home),
@@ -531,6 +536,13 @@ def status(home: Path | str | None = None) -> dict[str, Any]:
         "username": researcher.get("username"),
         "password": researcher.get("password"),
         "credentialsFile": str(home / RESEARCHER_FILE),
+        # the sandbox's admin: sees and changes every record (other researchers' analyses,
+        # nodes, accounts), as a Hub operator does
+        "admin": {
+            "username": admin.get("username"),
+            "password": admin.get("password"),
+            "credentialsFile": str(home / ADMIN_FILE),
+        },
         "projectId": info.get("projectId"),
         "hubId": info.get("hubId"),
         "nodes": [

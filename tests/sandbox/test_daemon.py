@@ -58,9 +58,23 @@ def test_status_json_tells_any_flame_client_how_to_connect(running_home: Path, c
         assert str(as_node.get_node(node["id"]).client_id) == node["clientId"]
 
 
+def test_status_json_names_an_admin_who_sees_everything(running_home: Path, capsys) -> None:
+    assert cli("status", "--json", "--home", str(running_home)) == 0
+    info = json.loads(capsys.readouterr().out)
+    admin = info["admin"]
+    assert admin["username"] == "admin" and admin["password"]
+    core, _ = researcher(info)
+    mine = core.create_analysis(info["projectId"], name="owned-by-the-researcher")
+    auth = PasswordAuth(admin["username"], admin["password"], base_url=info["authUrl"])
+    as_admin = CoreClient(info["coreUrl"], auth=auth)
+    assert as_admin.get_analysis(mine.id).id == mine.id
+    as_admin.delete_analysis(mine.id)
+    assert core.get_analysis(mine.id) is None
+
+
 def test_credential_and_key_files_are_private(running_home: Path) -> None:
     info = daemon.status(running_home)
-    private = [Path(info["credentialsFile"])]
+    private = [Path(info["credentialsFile"]), Path(info["admin"]["credentialsFile"])]
     for node in info["nodes"]:
         private += [Path(node["secretsFile"]), Path(node["identityFile"])]
     for path in private:

@@ -73,9 +73,10 @@ class Hub:
         upload_limit: int = UPLOAD_LIMIT,
         clock: Callable[[], float] | None = None,
         bucket_delay: float = BUCKET_DELAY,
+        throttle_loopback: bool = False,
     ) -> None:
         self.store = store
-        self.auth = Auth(store, clock=clock) if clock else Auth(store)
+        self.auth = Auth(store, clock=clock or time.time, throttle_loopback=throttle_loopback)
         self.core = Core(store, defer=self._defer)
         self.upload_limit = upload_limit
         self.bucket_delay = bucket_delay

@@ -14,15 +14,19 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+
 from flame_lab.sandbox.hub.store import Store
+from flame_lab.sandbox.hub.throttle import Throttle
 from flame_lab.sandbox.hub.wire import ApiError, now_iso
+from flame_lab.security.keyfile import ARGON2_DEFAULT
 
 ACCESS_TTL = 3600
 REFRESH_TTL = 30 * 24 * 3600
 CODE_TTL = 60  # an authorization code is exchanged at once by the client's callback
 LOGIN_TTL = 600  # a login form stays valid this long
 OAUTH_GRANTS = "authorization_code refresh_token"
-_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+_LEGACY_SCRYPT = {"n": 2**14, "r": 8, "p": 1}  # hashes written by flame_lab before 0.x
 _TOKEN_FIELDS = {
     "grant_type",
     "username",
@@ -44,6 +48,7 @@ class Principal:
     realm_id: str
     name: str
     node_id: str | None = None
+    admin: bool = False
 
     @property
     def is_user(self) -> bool:
@@ -87,18 +92,64 @@ class OAuthClient:
         return f"OAuthClient(client_id={self.client_id!r}, redirect_uri={self.redirect_uri!r})"
 
 
+def _argon2(password: str, salt: bytes, memory: int, iterations: int, lanes: int) -> bytes:
+    kdf = Argon2id(salt=salt, length=32, iterations=iterations, lanes=lanes, memory_cost=memory)
+    return kdf.derive(password.encode("utf-8", "surrogatepass"))
+
+
 def hash_password(password: str) -> str:
+    """Argon2id with the key files' own parameters (64 MiB, 3 passes, 4 lanes)."""
     salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, **_SCRYPT)
-    return f"scrypt${salt.hex()}${digest.hex()}"
+    m, t, p = ARGON2_DEFAULT["memoryKiB"], ARGON2_DEFAULT["iterations"], ARGON2_DEFAULT["lanes"]
+    digest = _argon2(password, salt, m, t, p)
+    return f"argon2id$m={m},t={t},p={p}${salt.hex()}${digest.hex()}"
+
+
+def _parse_argon2(stored: str) -> tuple[int, int, int, bytes, str] | None:
+    try:
+        _, params, salt, digest = stored.split("$")
+        values = dict(item.split("=") for item in params.split(","))
+        return int(values["m"]), int(values["t"]), int(values["p"]), bytes.fromhex(salt), digest
+    except (ValueError, KeyError):
+        return None
 
 
 def verify_password(password: str, stored: str | None) -> bool:
-    if not stored or not stored.startswith("scrypt$"):
-        return False
-    _, salt, digest = stored.split("$")
-    got = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), **_SCRYPT)
-    return hmac.compare_digest(got.hex(), digest)
+    """Whether ``password`` matches; hashes of older sandboxes (scrypt) still verify."""
+    if stored and stored.startswith("argon2id$"):
+        parsed = _parse_argon2(stored)
+        if parsed is None:
+            return False
+        m, t, p, salt, digest = parsed
+        return hmac.compare_digest(_argon2(password, salt, m, t, p).hex(), digest)
+    if stored and stored.startswith("scrypt$"):
+        _, salt, digest = stored.split("$")
+        got = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), **_LEGACY_SCRYPT)
+        return hmac.compare_digest(got.hex(), digest)
+    return False
+
+
+def needs_rehash(stored: str | None) -> bool:
+    """A hash weaker than what hash_password writes now (upgraded at the next login)."""
+    if not stored or not stored.startswith("argon2id$"):
+        return True
+    parsed = _parse_argon2(stored)
+    return (
+        parsed is None
+        or parsed[0] < ARGON2_DEFAULT["memoryKiB"]
+        or (parsed[1] < ARGON2_DEFAULT["iterations"])
+    )
+
+
+_DUMMY: list[str] = []
+
+
+def dummy_hash() -> str:
+    """A hash no password matches, checked for unknown users so that a login for a name that
+    does not exist costs as long as one for a name that does."""
+    if not _DUMMY:
+        _DUMMY.append(hash_password(secrets.token_urlsafe(32)))
+    return _DUMMY[0]
 
 
 def hash_secret(secret: str) -> str:
@@ -119,17 +170,20 @@ class Auth:
         clock: Callable[[], float] = time.time,
         access_ttl: int = ACCESS_TTL,
         refresh_ttl: int = REFRESH_TTL,
+        throttle_loopback: bool = False,
     ) -> None:
         self.store = store
         self.clock = clock
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
+        self.throttle = Throttle(clock, count_loopback=throttle_loopback)
         self._logins: dict[str, AuthorizationRequest] = {}  # nonce hash -> pending login
         self._codes: dict[str, _Code] = {}  # code hash -> what it may be exchanged for
 
     # -- grants ------------------------------------------------------------------------------
-    def grant(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Answer ``POST /auth/token`` with an OAuth2 token response."""
+    def grant(self, body: dict[str, Any], address: str = "") -> dict[str, Any]:
+        """Answer ``POST /auth/token`` with an OAuth2 token response (``address``: the
+        caller's, for slowing down password guessing)."""
         if body.get("grant_type") == "authorization_code":
             return self._exchange_code(body)
         for name in body:
@@ -139,7 +193,7 @@ class Auth:
                 )
         kind = body.get("grant_type")
         if kind == "password":
-            subject = self._user_by_password(body.get("username"), body.get("password"))
+            subject = self._user_by_password(body.get("username"), body.get("password"), address)
             return self._issue("user", subject, with_refresh=True)
         if kind == "refresh_token":
             subject_type, subject = self._consume_refresh(body.get("refresh_token"))
@@ -153,16 +207,27 @@ class Auth:
             code="unsupported_grant_type",
         )
 
-    def _user_by_password(self, username: Any, password: Any) -> str:
+    def _user_by_password(self, username: Any, password: Any, address: str = "") -> str:
         if not isinstance(username, str) or not isinstance(password, str):
             raise ApiError(400, "username and password are required", code="invalid_request")
-        users = self.store.select("users", name=username)
-        stored = self.store.execute(
-            'SELECT "passwordHash" FROM users WHERE "name" = ?', (username,)
+        keys = self.throttle.keys(username, address)
+        self.throttle.check(keys)
+        rows = self.store.execute(
+            'SELECT "id", "active", "passwordHash" FROM users WHERE "name" = ?', (username,)
         )
-        if not users or not users[0]["active"] or not verify_password(password, stored[0][0]):
+        stored = rows[0]["passwordHash"] if rows else None
+        # unknown users are checked against a dummy hash: the same work, the same answer
+        matches = verify_password(password, stored or dummy_hash()) and stored is not None
+        if not rows or not rows[0]["active"] or not matches:
+            self.throttle.failed(keys)
             raise ApiError(400, "the user name or password is wrong", code="invalid_grant")
-        return users[0]["id"]
+        self.throttle.succeeded(keys)
+        if needs_rehash(stored):
+            self.store.execute(
+                'UPDATE users SET "passwordHash" = ? WHERE "id" = ?',
+                (hash_password(password), rows[0]["id"]),
+            )
+        return rows[0]["id"]
 
     def _client_by_secret(self, client_id: Any, secret: Any) -> str:
         if not isinstance(client_id, str) or not isinstance(secret, str):
@@ -263,10 +328,12 @@ class Auth:
             )
         return request
 
-    def complete_authorization(self, nonce: str, username: Any, password: Any) -> str:
+    def complete_authorization(
+        self, nonce: str, username: Any, password: Any, address: str = ""
+    ) -> str:
         """Log the user in for the pending request; the redirect URL carrying a one-time code."""
         request = self.pending(nonce)
-        user_id = self._user_by_password(username, password)
+        user_id = self._user_by_password(username, password, address)
         del self._logins[_token_hash(nonce)]
         code = secrets.token_urlsafe(32)
         self._codes[_token_hash(code)] = _Code(
@@ -320,7 +387,8 @@ class Auth:
     def principal(self, subject_type: str, subject: str) -> Principal:
         if subject_type == "user":
             user = self.store.require("users", subject)
-            return Principal("user", subject, user["realmId"], user["name"])
+            admin = is_admin(self.store, subject)
+            return Principal("user", subject, user["realmId"], user["name"], admin=admin)
         client = self.store.require("clients", subject)
         nodes = self.store.select("nodes", clientId=subject)
         return Principal(
@@ -329,6 +397,50 @@ class Auth:
 
 
 # -- accounts (called by provisioning and tests, on a Store the hub may be serving) ---------
+ADMIN_ROLE = "admin"
+
+
+def is_admin(store: Store, user_id: str) -> bool:
+    """Whether the user holds the ``admin`` role (of any realm: the sandbox has one)."""
+    return bool(
+        store.execute(
+            'SELECT 1 FROM user_roles ur JOIN roles r ON r."id" = ur."roleId"'
+            ' WHERE ur."userId" = ? AND r."name" = ?',
+            (user_id, ADMIN_ROLE),
+        )
+    )
+
+
+def grant_admin(store: Store, user_id: str) -> None:
+    """Give a user the ``admin`` role (created on first use)."""
+    with store.transaction():
+        user = store.require("users", user_id, "user")
+        roles = store.select("roles", name=ADMIN_ROLE)
+        role = (
+            roles[0]
+            if roles
+            else store.insert(
+                "roles",
+                {
+                    "name": ADMIN_ROLE,
+                    "displayName": "Administrator",
+                    "description": "May see and change every record of the sandbox hub",
+                    "realmId": user["realmId"],
+                },
+            )
+        )
+        if not store.select("user-roles", userId=user_id, roleId=role["id"]):
+            store.insert(
+                "user-roles",
+                {
+                    "userId": user_id,
+                    "roleId": role["id"],
+                    "userRealmId": user["realmId"],
+                    "roleRealmId": role["realmId"],
+                },
+            )
+
+
 def _realm_id(store: Store) -> str:
     realms = store.select("realms")
     if not realms:

@@ -12,8 +12,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from flame_lab.sandbox.hub.access import Access
 from flame_lab.sandbox.hub.auth import Principal
 from flame_lab.sandbox.hub.gc import collect as collect_garbage
+from flame_lab.sandbox.hub.query import Query
 from flame_lab.sandbox.hub.resources import BODIES, BUCKET_TYPES
 from flame_lab.sandbox.hub.store import Store
 from flame_lab.sandbox.hub.wire import ApiError, new_id, now_iso, validate_body
@@ -69,6 +71,7 @@ class Core:
     def __init__(self, store: Store, defer: Defer | None = None) -> None:
         self.store = store
         self.defer = defer
+        self.access = Access(store)
 
     # -- helpers -----------------------------------------------------------------------------
     @staticmethod
@@ -83,10 +86,12 @@ class Core:
         return self.store.select("analysis-nodes", analysisId=analysis_id)
 
     def participant(self, p: Principal, analysis_id: str) -> bool:
-        """Whether the caller is the researcher side (any user) or one of the analysis's nodes."""
-        if p.is_user:
-            return True
-        return any(n["nodeId"] == p.node_id for n in self._analysis_nodes(analysis_id))
+        """Whether the caller is the analysis's owner, an admin or one of its nodes."""
+        analysis = self.store.get("analyses", analysis_id)
+        return analysis is not None and self.access.may_see_analysis(p, analysis)
+
+    def _owner(self, p: Principal, analysis: dict[str, Any], verb: str) -> None:
+        self.access.require_owner(p, analysis, verb)
 
     def _unlocked(self, analysis: dict[str, Any], what: str) -> None:
         if analysis["configurationLocked"]:
@@ -128,8 +133,10 @@ class Core:
             raise ApiError(405, f"the sandbox hub does not delete {name}")
         handler(p, self.store.require(name, record_id))
 
-    def check_read(self, name: str, p: Principal, query_filter: Callable[[str], Any]) -> None:
-        """Listing rules: a node reads only its own inbox; logs are listed per analysis."""
+    def check_read(self, name: str, p: Principal, query: Query) -> None:
+        """Listing rules: a node reads only its own inbox; logs are listed per analysis; every
+        listing is narrowed to what the caller may see (access.py)."""
+        query_filter = query.filter_value
         if name == "analysis-messages":
             if p.is_user:
                 raise forbidden("only node clients read analysis messages")
@@ -137,10 +144,15 @@ class Core:
                 raise forbidden("a node may read only its own inbox: filter[toNodeId]=<own id>")
         if name in ("analysis-logs", "analysis-node-logs") and not query_filter("analysisId"):
             raise ApiError(400, "filter[analysisId] is required for logs", code="invalid_field")
+        self.access.narrow(name, p, query)
+
+    def check_record(self, name: str, p: Principal, record: dict[str, Any]) -> None:
+        """Reading one record: a 403 naming the rule unless the caller may see it."""
+        self.access.require_read(name, p, record)
 
     # -- nodes and projects ------------------------------------------------------------------
     def create_nodes(self, p: Principal, body: dict[str, Any]) -> dict[str, Any]:
-        self._user_only(p, "create nodes")
+        self.access.require_admin(p, "create nodes")
         if self.store.select("nodes", name=body["name"]):
             raise ApiError(409, f"a node named {body['name']!r} exists", code="conflict")
         return self.store.insert(
@@ -157,9 +169,25 @@ class Core:
         )
 
     def update_nodes(self, p: Principal, node: dict[str, Any], ch: dict[str, Any]) -> dict:
-        if not p.is_user and (p.node_id != node["id"] or set(ch) - {"publicKey"}):
-            raise forbidden("a node client may change only its own node's publicKey")
+        self.access.require_node_change(p, node, set(ch))
         return self.store.update("nodes", node["id"], ch)
+
+    def delete_nodes(self, p: Principal, node: dict[str, Any]) -> None:
+        self.access.require_admin(p, "delete nodes")
+        with self.store.transaction():
+            memberships = self.store.select("project-nodes", nodeId=node["id"])
+            links = self.store.select("analysis-nodes", nodeId=node["id"])
+            projects = {pn["projectId"] for pn in memberships}
+            analyses = {an["analysisId"] for an in links}
+            self.store.delete("project-nodes", nodeId=node["id"])
+            self.store.delete("analysis-nodes", nodeId=node["id"])
+            self.store.delete("nodes", id=node["id"])
+            for project_id in projects:
+                if self.store.get("projects", project_id) is not None:
+                    self._count_project(project_id)
+            for analysis_id in analyses:
+                if self.store.get("analyses", analysis_id) is not None:
+                    self.refresh(analysis_id)
 
     def _image(self, image_id: str | None) -> None:
         if image_id is not None:
@@ -173,13 +201,17 @@ class Core:
             {**body, "analyses": 0, "nodes": 0, "realmId": p.realm_id, "userId": p.id},
         )
 
+    def _project_owner(self, p: Principal, project: dict[str, Any], verb: str) -> None:
+        if not (p.admin or (p.is_user and project["userId"] == p.id)):
+            raise forbidden(f"only the creator of project {project['name']} or an admin may {verb}")
+
     def update_projects(self, p: Principal, project: dict[str, Any], ch: dict[str, Any]) -> dict:
-        self._user_only(p, "update projects")
+        self._project_owner(p, project, "change it")
         self._image(ch.get("masterImageId"))
         return self.store.update("projects", project["id"], ch)
 
     def delete_projects(self, p: Principal, project: dict[str, Any]) -> None:
-        self._user_only(p, "delete projects")
+        self._project_owner(p, project, "delete it")
         if self.store.select("analyses", projectId=project["id"]):
             raise illegal("delete the project's analyses first")
         with self.store.transaction():
@@ -197,8 +229,8 @@ class Core:
         )
 
     def create_project_nodes(self, p: Principal, body: dict[str, Any]) -> dict[str, Any]:
-        self._user_only(p, "add nodes to projects")
         project = self.store.require("projects", body["projectId"], "project")
+        self._project_owner(p, project, "add nodes to it")
         node = self.store.require("nodes", body["nodeId"], "node")
         if self.store.select("project-nodes", projectId=project["id"], nodeId=node["id"]):
             raise ApiError(409, "the node is already part of the project", code="conflict")
@@ -216,14 +248,20 @@ class Core:
         return record
 
     def update_project_nodes(self, p: Principal, pn: dict[str, Any], ch: dict[str, Any]) -> dict:
-        if "approvalStatus" in ch and p.node_id != pn["nodeId"]:
-            raise forbidden("only the node itself may approve or reject its project membership")
-        if not p.is_user and p.node_id != pn["nodeId"]:
+        own = not p.is_user and p.node_id == pn["nodeId"]
+        if "approvalStatus" in ch and not (own or p.admin):
+            raise forbidden(
+                "only the node itself or an admin may approve or reject its project membership"
+            )
+        if not p.is_user and not own:
             raise forbidden("a node may change only its own project membership")
+        if p.is_user and not p.admin:
+            project = self.store.require("projects", pn["projectId"], "project")
+            self._project_owner(p, project, "comment on its memberships")
         return self.store.update("project-nodes", pn["id"], ch)
 
     def delete_project_nodes(self, p: Principal, pn: dict[str, Any]) -> None:
-        self._user_only(p, "remove nodes from projects")
+        self._project_owner(p, self.store.require("projects", pn["projectId"]), "remove its nodes")
         with self.store.transaction():
             self.store.delete("project-nodes", id=pn["id"])
             self._count_project(pn["projectId"])
@@ -277,7 +315,7 @@ class Core:
         )
 
     def update_analyses(self, p: Principal, analysis: dict[str, Any], ch: dict[str, Any]) -> dict:
-        self._user_only(p, "update analyses")
+        self._owner(p, analysis, "change it")
         self._unlocked(analysis, "change the analysis")
         self._image(ch.get("masterImageId"))
         if "name" in ch:
@@ -287,7 +325,7 @@ class Core:
             return self.refresh(analysis["id"])
 
     def delete_analyses(self, p: Principal, analysis: dict[str, Any]) -> None:
-        self._user_only(p, "delete analyses")
+        self._owner(p, analysis, "delete it")
         aid = analysis["id"]
         with self.store.transaction():
             for ab in self.store.select("analysis-buckets", analysisId=aid):
@@ -343,8 +381,8 @@ class Core:
 
     # -- analysis nodes ----------------------------------------------------------------------
     def create_analysis_nodes(self, p: Principal, body: dict[str, Any]) -> dict[str, Any]:
-        self._user_only(p, "add nodes to analyses")
         analysis = self.store.require("analyses", body["analysisId"], "analysis")
+        self._owner(p, analysis, "add nodes to it")
         self._unlocked(analysis, "add nodes")
         self.store.require("nodes", body["nodeId"], "node")
         members = self.store.select(
@@ -362,7 +400,7 @@ class Core:
     def update_analysis_nodes(self, p: Principal, an: dict[str, Any], ch: dict[str, Any]) -> dict:
         own = not p.is_user and p.node_id == an["nodeId"]
         node_only = {"approvalStatus", "executionStatus", "executionProgress"} & set(ch)
-        if node_only and not own:
+        if node_only and not (own or p.admin):
             raise forbidden(
                 "only the node itself may change "
                 + ", ".join(sorted(node_only))
@@ -371,6 +409,8 @@ class Core:
         if not p.is_user and not own:
             raise forbidden("a node may change only its own analysis-node")
         analysis = self.store.require("analyses", an["analysisId"], "analysis")
+        if p.is_user:
+            self._owner(p, analysis, "comment on its nodes")
         if "approvalStatus" in ch:
             if not analysis["configurationLocked"]:
                 raise illegal("approve an analysis only after its configuration is locked")
@@ -390,8 +430,8 @@ class Core:
         return record
 
     def delete_analysis_nodes(self, p: Principal, an: dict[str, Any]) -> None:
-        self._user_only(p, "remove nodes from analyses")
         analysis = self.store.require("analyses", an["analysisId"], "analysis")
+        self._owner(p, analysis, "remove its nodes")
         self._unlocked(analysis, "remove nodes")
         with self.store.transaction():
             self.store.delete("analysis-nodes", id=an["id"])
@@ -399,7 +439,7 @@ class Core:
 
     # -- commands ----------------------------------------------------------------------------
     def command(self, p: Principal, analysis_id: str, body: Any) -> dict[str, Any]:
-        self._user_only(p, "run analysis commands")
+        self._owner(p, self.store.require("analyses", analysis_id, "analysis"), "send it commands")
         command = validate_body(body, BODIES[("analyses", "command")])["command"]
         with self.store.transaction():
             self.refresh(analysis_id)
@@ -580,21 +620,17 @@ class Core:
         return found[0], self.store.get("analyses", found[0]["analysisId"])
 
     def check_bucket_read(self, p: Principal, bucket: dict[str, Any]) -> None:
-        _, analysis = self.bucket_owner(bucket["id"])
-        if analysis is not None:
-            if not self.participant(p, analysis["id"]):
-                raise forbidden("this node is not part of the bucket's analysis")
-        elif not p.is_user and bucket["actorId"] != p.id:
-            raise forbidden("a node client may read only its own buckets")
+        self.access.require_bucket_read(p, bucket)
 
     def check_bucket_write(self, p: Principal, bucket: dict[str, Any]) -> None:
         ab, analysis = self.bucket_owner(bucket["id"])
         if analysis is None:
-            if bucket["actorId"] != p.id:
+            if bucket["actorId"] != p.id and not p.admin:
                 raise forbidden("only the bucket's creator may write to it")
             return
         if ab["type"] == "CODE":
             self._user_only(p, "write analysis code")
+            self._owner(p, analysis, "write its code")
             self._unlocked(analysis, "change the analysis code")
         else:
             if p.is_user:
@@ -646,7 +682,7 @@ class Core:
     def delete_buckets(self, p: Principal, bucket: dict[str, Any]) -> None:
         if self.bucket_owner(bucket["id"])[1] is not None:
             raise illegal("an analysis bucket goes away with its analysis")
-        if bucket["actorId"] != p.id:
+        if bucket["actorId"] != p.id and not p.admin:
             raise forbidden("only the bucket's creator may delete it")
         with self.store.transaction():
             self.store.delete("bucket-files", bucketId=bucket["id"])
@@ -670,6 +706,7 @@ class Core:
         """Idempotent: the sandbox indexes uploads itself, so this finds or creates the row."""
         self._user_only(p, "register analysis code files")
         ab = self.store.require("analysis-buckets", body["analysisBucketId"], "analysis bucket")
+        self._owner(p, self.store.require("analyses", ab["analysisId"]), "register its files")
         if ab["bucketId"] != body["bucketId"]:
             raise ApiError(
                 400, "bucketId does not belong to analysisBucketId", code="invalid_field"
@@ -705,6 +742,7 @@ class Core:
     def update_analysis_bucket_files(self, p: Principal, abf: dict, ch: dict[str, Any]) -> dict:
         self._user_only(p, "mark the entrypoint")
         analysis = self.store.require("analyses", abf["analysisId"], "analysis")
+        self._owner(p, analysis, "mark its entrypoint")
         self._unlocked(analysis, "change the entrypoint")
         ab = self.store.require("analysis-buckets", abf["analysisBucketId"], "analysis bucket")
         if ch.get("root") and ab["type"] != "CODE":
@@ -719,6 +757,7 @@ class Core:
     def delete_analysis_bucket_files(self, p: Principal, abf: dict[str, Any]) -> None:
         self._user_only(p, "remove analysis files")
         analysis = self.store.require("analyses", abf["analysisId"], "analysis")
+        self._owner(p, analysis, "remove its files")
         self._unlocked(analysis, "remove analysis files")
         with self.store.transaction():
             self.store.delete("analysis-bucket-files", id=abf["id"])
@@ -751,13 +790,16 @@ class Core:
         """DELETE /analysis-logs?filter[analysisId]=.. (and nodeId for node logs)."""
         if not analysis_id:
             raise ApiError(400, "filter[analysisId] is required", code="invalid_field")
+        analysis = self.store.require("analyses", str(analysis_id), "analysis")
         if name == "analysis-logs":
-            self._user_only(p, "delete analysis logs")
+            self._owner(p, analysis, "delete its logs")
             self.store.delete(name, analysisId=analysis_id)
             return
         if not node_id:
             raise ApiError(400, "filter[nodeId] is required", code="invalid_field")
-        if not p.is_user and p.node_id != node_id:
+        if p.is_user:
+            self._owner(p, analysis, "delete its logs")
+        elif p.node_id != node_id:
             raise forbidden("a node may delete only its own logs")
         self.store.delete(name, analysisId=analysis_id, nodeId=node_id)
 

@@ -276,4 +276,89 @@ CREATE TABLE builds (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (V1, V2)
+# Version 3: Authup's roles and permissions (an admin is a user holding the "admin" role), and
+# the Hub's container registries with their projects.
+V3 = """
+CREATE TABLE roles (
+    "id" TEXT PRIMARY KEY,
+    "name" TEXT,
+    "displayName" TEXT,
+    "description" TEXT,
+    "target" TEXT,
+    "realmId" TEXT,
+    "createdAt" TEXT,
+    "updatedAt" TEXT
+);
+CREATE TABLE permissions (
+    "id" TEXT PRIMARY KEY,
+    "name" TEXT,
+    "displayName" TEXT,
+    "description" TEXT,
+    "builtIn" INTEGER,
+    "realmId" TEXT,
+    "policyId" TEXT,
+    "clientId" TEXT,
+    "createdAt" TEXT,
+    "updatedAt" TEXT
+);
+CREATE TABLE role_permissions (
+    "id" TEXT PRIMARY KEY,
+    "roleId" TEXT,
+    "permissionId" TEXT,
+    "roleRealmId" TEXT,
+    "permissionRealmId" TEXT,
+    "policyId" TEXT,
+    "createdAt" TEXT,
+    "updatedAt" TEXT
+);
+CREATE TABLE user_roles (
+    "id" TEXT PRIMARY KEY,
+    "userId" TEXT,
+    "roleId" TEXT,
+    "userRealmId" TEXT,
+    "roleRealmId" TEXT,
+    "createdAt" TEXT,
+    "updatedAt" TEXT
+);
+CREATE TABLE user_permissions (
+    "id" TEXT PRIMARY KEY,
+    "userId" TEXT,
+    "permissionId" TEXT,
+    "userRealmId" TEXT,
+    "permissionRealmId" TEXT,
+    "policyId" TEXT,
+    "createdAt" TEXT,
+    "updatedAt" TEXT
+);
+CREATE TABLE registries (
+    "id" TEXT PRIMARY KEY,
+    "name" TEXT,
+    "host" TEXT,
+    "accountName" TEXT,
+    "accountSecret" TEXT,
+    "createdAt" TEXT,
+    "updatedAt" TEXT
+);
+CREATE TABLE registry_projects (
+    "id" TEXT PRIMARY KEY,
+    "name" TEXT,
+    "type" TEXT,
+    "registryId" TEXT,
+    "externalName" TEXT,
+    "accountName" TEXT,
+    "accountSecret" TEXT,
+    "public" INTEGER,
+    "externalId" TEXT,
+    "accountId" TEXT,
+    "webhookName" TEXT,
+    "webhookExists" INTEGER,
+    "realmId" TEXT,
+    "createdAt" TEXT,
+    "updatedAt" TEXT
+);
+CREATE INDEX user_roles_user ON user_roles ("userId");
+CREATE INDEX analyses_user ON analyses ("userId");
+CREATE INDEX analysis_nodes_node ON analysis_nodes ("nodeId")
+"""
+
+MIGRATIONS: tuple[str, ...] = (V1, V2, V3)

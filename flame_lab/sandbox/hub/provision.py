@@ -11,11 +11,12 @@ import secrets
 import sys
 from dataclasses import dataclass, field
 
-from flame_lab.sandbox.hub.auth import hash_password, hash_secret
+from flame_lab.sandbox.hub.auth import grant_admin, hash_password, hash_secret
 from flame_lab.sandbox.hub.store import Store
 
 PROJECT_NAME = "sandbox"
 RESEARCHER = "researcher"
+ADMIN = "admin"
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,8 @@ class Provisioned:
     project_id: str
     master_image_id: str
     nodes: list[ProvisionedNode] = field(default_factory=list)
+    admin_username: str = ADMIN
+    admin_password: str = ""
 
     def __repr__(self) -> str:
         return f"Provisioned(username={self.username!r}, project_id={self.project_id!r})"
@@ -56,8 +59,10 @@ def is_provisioned(store: Store) -> bool:
 
 
 def provision(store: Store, seeds: list[NodeSeed], username: str = RESEARCHER) -> Provisioned:
-    """Create the sandbox's starting records in one transaction."""
+    """Create the sandbox's starting records in one transaction: the researcher, an admin
+    (who may see and change everything, as a Hub operator), nodes and the project."""
     password = secrets.token_urlsafe(18)
+    admin_password = secrets.token_urlsafe(18)
     with store.transaction():
         realm = store.insert(
             "realms",
@@ -74,6 +79,18 @@ def provision(store: Store, seeds: list[NodeSeed], username: str = RESEARCHER) -
                 "passwordHash": hash_password(password),
             },
         )
+        admin = store.insert(
+            "users",
+            {
+                "name": ADMIN,
+                "displayName": "Sandbox admin",
+                "active": True,
+                "nameLocked": True,
+                "realmId": realm["id"],
+                "passwordHash": hash_password(admin_password),
+            },
+        )
+        grant_admin(store, admin["id"])
         image = _add_images(store)
         project = store.insert(
             "projects",
@@ -90,7 +107,15 @@ def provision(store: Store, seeds: list[NodeSeed], username: str = RESEARCHER) -
         )
         nodes = [_add_node(store, seed, realm["id"], project["id"]) for seed in seeds]
     return Provisioned(
-        username, password, realm["id"], user["id"], project["id"], image["id"], nodes
+        username,
+        password,
+        realm["id"],
+        user["id"],
+        project["id"],
+        image["id"],
+        nodes,
+        ADMIN,
+        admin_password,
     )
 
 

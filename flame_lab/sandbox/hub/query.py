@@ -23,7 +23,7 @@ _OPS = ("<=", ">=", "<", ">", "~")
 @dataclass(frozen=True)
 class Filter:
     field: str
-    op: str  # "=", "<", "<=", ">", ">=", "~", "null"
+    op: str  # "=", "<", "<=", ">", ">=", "~", "null", or "sql" (values: clause, *params)
     values: tuple[Any, ...]
     negate: bool = False
 
@@ -154,6 +154,10 @@ def where_clause(filters: list[Filter]) -> tuple[str, list[Any]]:
     params: list[Any] = []
     for f in filters:
         col = f'"{f.field}"'
+        if f.op == "sql":  # the hub's own access scope (access.py), never from a request
+            parts.append(f"({f.values[0]})")
+            params.extend(f.values[1:])
+            continue
         if f.op == "null":
             sql = f"{col} IS NULL"
         elif f.op == "~":

@@ -77,6 +77,77 @@ RESOURCES: dict[str, Resource] = {
             hidden=frozenset({"secretHash"}),
         ),
         Resource(
+            "roles",
+            "roles",
+            _fields("id:uuid name displayName description target realmId:uuid" + _STAMPS),
+            relations={"realm": ("realmId", "realms")},
+        ),
+        Resource(
+            "permissions",
+            "permissions",
+            _fields(
+                "id:uuid name displayName description builtIn:bool realmId:uuid policyId:uuid"
+                " clientId:uuid" + _STAMPS
+            ),
+            relations={"realm": ("realmId", "realms")},
+        ),
+        Resource(
+            "role-permissions",
+            "role_permissions",
+            _fields(
+                "id:uuid roleId:uuid permissionId:uuid roleRealmId:uuid permissionRealmId:uuid"
+                " policyId:uuid" + _STAMPS
+            ),
+            relations={
+                "role": ("roleId", "roles"),
+                "roleRealm": ("roleRealmId", "realms"),
+                "permission": ("permissionId", "permissions"),
+                "permissionRealm": ("permissionRealmId", "realms"),
+            },
+        ),
+        Resource(
+            "user-roles",
+            "user_roles",
+            _fields("id:uuid userId:uuid roleId:uuid userRealmId:uuid roleRealmId:uuid" + _STAMPS),
+            relations={
+                "user": ("userId", "users"),
+                "role": ("roleId", "roles"),
+                "userRealm": ("userRealmId", "realms"),
+                "roleRealm": ("roleRealmId", "realms"),
+            },
+        ),
+        Resource(
+            "user-permissions",
+            "user_permissions",
+            _fields(
+                "id:uuid userId:uuid permissionId:uuid userRealmId:uuid permissionRealmId:uuid"
+                " policyId:uuid" + _STAMPS
+            ),
+            relations={
+                "user": ("userId", "users"),
+                "permission": ("permissionId", "permissions"),
+                "userRealm": ("userRealmId", "realms"),
+                "permissionRealm": ("permissionRealmId", "realms"),
+            },
+        ),
+        Resource(
+            "registries",
+            "registries",
+            _fields("id:uuid name host accountName accountSecret" + _STAMPS),
+            optional=frozenset({"accountSecret"}),
+        ),
+        Resource(
+            "registry-projects",
+            "registry_projects",
+            _fields(
+                "id:uuid name type registryId:uuid externalName accountName accountSecret"
+                " public:bool externalId accountId webhookName webhookExists:bool realmId:uuid"
+                + _STAMPS
+            ),
+            relations={"registry": ("registryId", "registries")},
+            optional=frozenset({"accountSecret"}),
+        ),
+        Resource(
             "master-image-groups",
             "master_image_groups",
             _fields("id:uuid name path virtualPath" + _STAMPS),
@@ -97,8 +168,8 @@ RESOURCES: dict[str, Resource] = {
                 " publicKey online:bool registryProjectId:uuid clientId:uuid" + _STAMPS
             ),
             relations={
-                "registry": ("registryId", None),
-                "registryProject": ("registryProjectId", None),
+                "registry": ("registryId", "registries"),
+                "registryProject": ("registryProjectId", "registry-projects"),
             },
         ),
         Resource(
@@ -133,7 +204,7 @@ RESOURCES: dict[str, Resource] = {
                 " executionProgress:int realmId:uuid userId:uuid clientId:uuid" + _STAMPS
             ),
             relations={
-                "registry": ("registryId", None),
+                "registry": ("registryId", "registries"),
                 "project": ("projectId", "projects"),
                 "masterImage": ("masterImageId", "master-images"),
             },

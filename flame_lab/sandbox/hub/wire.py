@@ -22,6 +22,7 @@ class ApiError(Exception):
     message: str
     code: str = ""
     issues: list[dict[str, Any]] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         super().__init__(self.message)
@@ -45,6 +46,8 @@ _CODES = {
     405: "method_not_allowed",
     409: "conflict",
     413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
     500: "internal_server_error",
 }
 

@@ -322,8 +322,10 @@ def test_an_unknown_command_names_the_choices(sandbox: Sandbox) -> None:
 # -- what the sandbox does not implement fails loudly ------------------------------------------
 def test_routes_the_sandbox_lacks_fail_with_hub_errors(sandbox: Sandbox) -> None:
     node_id = sandbox.node_id("uk-aachen")
+    with pytest.raises(HubAPIError) as err:
+        sandbox.core.delete_node(node_id)  # served, but for admins only
+    assert status_of(err) == 403 and "admin" in str(err.value)
     calls = {
-        "delete_node": lambda: sandbox.core.delete_node(node_id),
         "get_registries": lambda: sandbox.core.get_registries(),
         "sync_master_images": lambda: sandbox.core.sync_master_images(),
     }

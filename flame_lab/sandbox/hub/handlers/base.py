@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
 from tornado.web import HTTPError, RequestHandler
 
@@ -59,6 +60,8 @@ class HubHandler(RequestHandler):
             error = ApiError(status_code, self._reason or "internal error")
         self.set_status(error.status)
         self.set_header("Content-Type", "application/json; charset=utf-8")
+        for name, value in error.headers.items():
+            self.set_header(name, value)
         if error.status == 413:  # the rest of the body is never read: do not reuse this socket
             self.set_header("Connection", "close")
         self.finish(json.dumps(error.body()))
@@ -76,6 +79,14 @@ class HubHandler(RequestHandler):
             return json.loads(self.request.body)
         except (ValueError, UnicodeDecodeError):
             raise ApiError(400, "the request body is not valid JSON", code="invalid_body") from None
+
+    def form_body(self) -> dict[str, str]:
+        """An ``application/x-www-form-urlencoded`` body; invalid UTF-8 is a 400, not a 500."""
+        try:
+            text = self.request.body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ApiError(400, "the form body is not valid UTF-8", code="invalid_body") from None
+        return dict(parse_qsl(text))
 
     def query(self, *, collection: bool = True) -> Query:
         return parse_query(
@@ -104,7 +115,7 @@ class CollectionHandler(HubHandler):
 
     def get(self) -> None:
         query = self.query()
-        self.hub.core.check_read(self.resource_name, self.principal, query.filter_value)
+        self.hub.core.check_read(self.resource_name, self.principal, query)
         records, total = self.hub.store.find(self.resource_name, query)
         self.send_page(query, records, total)
 
@@ -132,7 +143,7 @@ class ItemHandler(HubHandler):
         record = self.hub.store.require(
             self.resource_name, self.record_id(raw_id, self.resource_name)
         )
-        self.hub.core.check_read(self.resource_name, self.principal, lambda name: record.get(name))
+        self.hub.core.check_record(self.resource_name, self.principal, record)
         meta = {"schema": schema_of(RESOURCES[self.resource_name])}
         self.send(200, self.render(self.resource_name, record, query), meta)
 

@@ -92,8 +92,7 @@ class AnalysisChangesHandler(ChangesHandler):
         analysis = self.hub.store.require("analyses", record_id, "analysis")
         if not self.principal.is_user:
             raise forbidden("only users follow an analysis's changes")
-        if analysis["realmId"] != self.principal.realm_id:
-            raise forbidden("the analysis belongs to another realm")
+        self.hub.core.access.require_owner(self.principal, analysis, "follow its changes")
 
 
 def _version(raw: list[bytes] | None) -> int | None:

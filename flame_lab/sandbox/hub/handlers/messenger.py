@@ -22,7 +22,7 @@ class MessageCollectionHandler(CollectionHandler):
     async def get(self) -> None:  # type: ignore[override]
         wait = wait_seconds(self.request.query_arguments.pop("wait", None))
         query = self.query()
-        self.hub.core.check_read(self.resource_name, self.principal, query.filter_value)
+        self.hub.core.check_read(self.resource_name, self.principal, query)
         page: list = []
 
         def ready() -> bool:

@@ -12,7 +12,9 @@ import base64
 import binascii
 import html
 import json
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import unquote
+
+from tornado.ioloop import IOLoop
 
 from flame_lab.sandbox.hub.handlers.auth import TokenHandler as PasswordTokenHandler
 from flame_lab.sandbox.hub.handlers.base import HubHandler
@@ -52,16 +54,21 @@ class AuthorizeHandler(HubHandler):
         self.set_cookie(NONCE_COOKIE, nonce, httponly=True, samesite="Lax", path="/auth/")
         self._form(nonce, request.client_name)
 
-    def post(self) -> None:
-        form = dict(parse_qsl(self.request.body.decode("utf-8", "replace")))
+    async def post(self) -> None:
+        form = self.form_body()
         nonce = form.get("nonce", "")
         # Double submit: the nonce in the form must be the one this browser was given.
         if not nonce or self.get_cookie(NONCE_COOKIE) != nonce:
             raise ApiError(400, "the login form does not belong to this browser session")
         request = self.hub.auth.pending(nonce)
         try:
-            location = self.hub.auth.complete_authorization(
-                nonce, form.get("username"), form.get("password")
+            location = await IOLoop.current().run_in_executor(
+                None,
+                self.hub.auth.complete_authorization,
+                nonce,
+                form.get("username"),
+                form.get("password"),
+                self.request.remote_ip or "",
             )
         except ApiError as exc:
             if exc.code != "invalid_grant":
@@ -105,21 +112,12 @@ class TokenHandler(PasswordTokenHandler):
         client_id, _, secret = decoded.partition(":")
         self.basic_client = (unquote(client_id), unquote(secret))
 
-    def post(self) -> None:
+    async def post(self) -> None:
+        body = self.token_body()
         basic = getattr(self, "basic_client", None)
-        if basic is None:
-            super().post()
-            return
-        content_type = self.request.headers.get("Content-Type", "")
-        if content_type.startswith("application/x-www-form-urlencoded"):
-            body = dict(parse_qsl(self.request.body.decode("utf-8")))
-        else:
-            body = self.json_body()
-            if not isinstance(body, dict):
-                raise ApiError(400, "the token request must be a JSON object")
-        body["client_id"], body["client_secret"] = basic
-        self.set_header("Cache-Control", "no-store")
-        self.finish(json.dumps(self.hub.auth.grant(body)))
+        if basic is not None:
+            body["client_id"], body["client_secret"] = basic
+        await self.grant(body)
 
 
 class MeHandler(HubHandler):
