@@ -13,11 +13,12 @@ against the sandbox and a real FLAME Hub.
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,7 @@ from flame_lab.records import SubmissionRecord, SubmissionStore
 from flame_lab.security import bundle as bundles
 from flame_lab.security import envelope
 from flame_lab.security.keys import (
+    PASSPHRASE_ENV,
     Identity,
     NodePublicIdentity,
     PublicIdentity,
@@ -81,6 +83,20 @@ def researcher_identity(path: Path | None = None) -> Identity:
             )
         _identities[path] = load_identity(path, get_passphrase())
     return _identities[path]
+
+
+def unlocked_identity(path: Path | None = None, *, prompt: bool = False) -> Identity | None:
+    """The researcher's identity if it is unlocked (or unlockable without asking), else None;
+    with ``prompt`` it asks for the passphrase as ``researcher_identity`` does."""
+    path = path or config.identity_file()
+    if path in _identities:
+        return _identities[path]
+    if not (prompt or PASSPHRASE_ENV in os.environ) or not path.exists():
+        return None
+    try:
+        return researcher_identity(path)
+    except FlameLabError:
+        return None
 
 
 def _now() -> str:
@@ -630,6 +646,7 @@ class Analysis:
         self.record = record
         self._result: Any = None
         self._have_result = False
+        self._opened_logs: dict[tuple[str, str], tuple[str, str]] = {}
 
     def __repr__(self) -> str:
         return f"Analysis({self.id!r}, name={self.name!r})"
@@ -783,8 +800,17 @@ class Analysis:
         return version
 
     # -- logs ---------------------------------------------------------------------------------
-    def logs(self, node: str | None = None, level: str | None = None) -> list[LogLine]:
-        """Every node's log lines (and the hub's), merged by time."""
+    def logs(
+        self,
+        node: str | None = None,
+        level: str | None = None,
+        *,
+        identity: Identity | None = None,
+        unlock: bool = False,
+    ) -> list[LogLine]:
+        """Every node's log lines (and the hub's), merged by time. The analysis's own lines
+        are sealed to you at the node: they are opened here with your key if it is unlocked
+        (or ``unlock=True`` asks for the passphrase), else shown as sealed."""
         if level is not None and level not in LOG_LEVELS:
             raise FlameLabError(
                 f"unknown log level {level!r}", hint="One of: " + ", ".join(LOG_LEVELS)
@@ -805,7 +831,8 @@ class Analysis:
                     self._core.find_analysis_node_logs,
                     filter={"analysis_id": self.id, "node_id": node_id},
                 ):
-                    lines.append(LogLine(log.time, node_id, names[node_id], log.level, log.message))
+                    line = LogLine(log.time, node_id, names[node_id], log.level, log.message)
+                    lines.append(self._open_log(line, identity, unlock))
             if node is None:
                 for log in every(self._core.find_analysis_logs, filter={"analysis_id": self.id}):
                     lines.append(LogLine(log.time, "", "hub", log.level, log.message))
@@ -813,6 +840,40 @@ class Analysis:
             limit = LOG_LEVELS.index(level)
             lines = [ln for ln in lines if LOG_LEVELS.index(ln.level) <= limit]
         return sorted(lines, key=lambda ln: ln.time)
+
+    def _open_log(self, line: LogLine, identity: Identity | None, unlock: bool) -> LogLine:
+        """A sealed analysis line opened (verified against the node's pinned key), or marked."""
+        from flame_lab.release import logs as sealed_logs
+
+        if not sealed_logs.is_sealed(line.message):
+            return line
+        key = (line.node_id, line.message)
+        if key not in self._opened_logs:
+            record = self.record
+            if identity is None:
+                identity = unlocked_identity(prompt=unlock)
+            if identity is None:
+                return replace(line, message="[sealed to the researcher: unlock your key]")
+            trusted = {
+                i: NodePublicIdentity.from_dict(k)
+                for i, k in record.node_keys.items()
+                if i == line.node_id
+            }
+            expected = envelope.Expected(
+                analysis_id=record.analysis_id,
+                bundle_hash=record.bundle_hash,
+                run_nonce=record.run_nonce,
+                recipient_ids=frozenset(record.recipients),
+                node_id=line.node_id,
+            )
+            try:
+                self._opened_logs[key] = sealed_logs.open_line(
+                    line.message, identity=identity, trusted_nodes=trusted, expected=expected
+                )
+            except FlameLabError as exc:
+                return replace(line, message=f"[a sealed line did not open: {exc.message}]")
+        level, text = self._opened_logs[key]
+        return replace(line, level=level if level in LOG_LEVELS else line.level, message=text)
 
     # -- result -------------------------------------------------------------------------------
     def result(self, *, identity: Identity | None = None, trusted: Sequence[str] = ()) -> Any:

@@ -1,9 +1,11 @@
 """Try a draft on this machine, on mock nodes shaped like the sandbox's, before submitting it.
 
 Each mock node is a sandbox ``NodeService`` (the very code a sandbox node answers an analysis
-with: its data, its disclosure check on every message a data node sends) over an in-memory
+with: its data, its release channel under the node's profile and rules) over an in-memory
 switchboard; the draft's entrypoint runs once per node in a thread, as ``__main__``, with
-``flame.star`` bound to that node. Nothing leaves the machine; no hub, no keys, no crypto.
+``flame.star`` bound to that node. A ``strict`` node refuses as it would in the sandbox; for a
+``flame`` node the strict checks run as a lint and the report lists what a strict node would
+refuse (rule and value path). Nothing leaves the machine; no hub, no keys, no crypto.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 from flame_lab import config
 from flame_lab.draft import Draft, Source
 from flame_lab.errors import DraftError, FlameLabError, PolicyRefused, StarError
-from flame_lab.privacy import DisclosurePolicy, check_release, load_policy
+from flame_lab.privacy import NodePolicy, load_policy
 from flame_lab.star.runtime import FinalSubmission, Message, use_runtime
 
 DEFAULT_TIMEOUT = 120.0
@@ -181,11 +183,11 @@ def define(source: Source, namespace: dict[str, Any]) -> bool:
 # -- mock nodes ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class MockNode:
-    """One simulated node: its name, role, data (data nodes) and disclosure rules."""
+    """One simulated node: its name, role, data (data nodes) and policy (profile, rules)."""
 
     name: str
     role: str  # "default" | "aggregator"
-    policy: DisclosurePolicy
+    policy: NodePolicy
     data: Any = None  # NodeData for data nodes
 
     @property
@@ -209,13 +211,13 @@ def _sandbox_nodes(home: Path) -> list[tuple[str, str]]:
         return []
 
 
-def _node_policy(home: Path | None, name: str) -> DisclosurePolicy:
+def _node_policy(home: Path | None, name: str) -> NodePolicy:
     if home is not None:
         for file_name in ("policy.toml", "policy.json"):
             path = home / "nodes" / name / file_name
             if path.is_file():
-                return load_policy(path).disclosure
-    return DisclosurePolicy()
+                return load_policy(path)
+    return NodePolicy()
 
 
 def mock_nodes(count: int | None = None, home: Path | str | None = None) -> list[MockNode]:
@@ -262,10 +264,13 @@ class NodeOutcome:
     name: str
     role: str
     records: int
+    profile: str = "flame"
     released: list[Any] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     refused: str | None = None
     error: str | None = None
+    lint: list[str] = field(default_factory=list)  # what a strict node would refuse
+    epsilon: float = 0.0  # DP epsilon this node would charge
 
 
 @dataclass
@@ -282,13 +287,18 @@ class LocalTestReport:
     def ok(self) -> bool:
         return self.has_result and self.failure is None
 
+    @property
+    def lint(self) -> list[str]:
+        """Every finding of the privacy lint: what strict nodes would refuse."""
+        return [line for node in self.nodes for line in node.lint]
+
     def to_text(self) -> str:
         """A plain-text summary: per node what it would release, then the result."""
         lines = []
         for node in self.nodes:
             head = f"{node.name} ({'aggregator' if node.role == 'aggregator' else 'data node'}"
-            head += f", {node.records} records)" if node.role != "aggregator" else ")"
-            lines.append(head)
+            head += f", {node.records} records" if node.role != "aggregator" else ""
+            lines.append(head + f", profile {node.profile})")
             if node.refused:
                 lines.append(f"  REFUSED: {node.refused}")
             if node.error:
@@ -297,6 +307,12 @@ class LocalTestReport:
                 lines.append(f"  releases: {_short(value)}")
             for note in node.notes:
                 lines.append(f"  note: {note}")
+            if node.epsilon:
+                lines.append(f"  charges epsilon {node.epsilon:g} to your budget here")
+            for finding in node.lint[:20]:
+                lines.append(f"  a strict node would refuse {finding}")
+            if len(node.lint) > 20:
+                lines.append(f"  ... and {len(node.lint) - 20} more lint findings")
         if self.failure:
             lines.append(f"Local test failed: {self.failure}")
         if self.has_result:
@@ -329,6 +345,8 @@ class _Transport:
 
 class ServiceRuntime:
     """A flame.star Runtime answered in-process by a sandbox NodeService."""
+
+    adds_dp_noise = True  # as on a node: the service's release channel adds local-DP noise
 
     def __init__(self, service: Any) -> None:
         self.service = service
@@ -368,6 +386,9 @@ class ServiceRuntime:
 
     def get_progress(self) -> int:
         return self.service.get_progress()
+
+    def declare_local_dp(self, epsilon: float, sensitivity: float) -> None:
+        self.service.declare_local_dp(epsilon, sensitivity)
 
     def send_message(self, receivers: Any, category: str, body: Any) -> tuple[list[str], list]:
         from flame_lab.sandbox.node.runtime_client import to_channel
@@ -412,8 +433,9 @@ def run_local_test(
     ids = [m.name for m in mocks]
     switchboard = Switchboard()
     logs: list[LogRecord] = []
-    outcomes = {m.name: NodeOutcome(m.name, m.role, m.record_count) for m in mocks}
-    total_records = sum(m.record_count for m in mocks)
+    outcomes = {
+        m.name: NodeOutcome(m.name, m.role, m.record_count, m.policy.profile) for m in mocks
+    }
     final: list[FinalSubmission] = []
     log_lock = threading.Lock()
 
@@ -423,18 +445,12 @@ def run_local_test(
                 logs.append(LogRecord(mock.name, level, message))
 
         def on_final(submission: FinalSubmission) -> dict[str, str]:
-            # The aggregator's own rules apply to what leaves it, counted over every record.
-            cleared = []
-            for released in submission.results:
-                release = check_release(
-                    released.value, record_count=total_records, policy=mock.policy
-                )
-                if release.suppressed:
-                    outcomes[mock.name].notes.append(release.describe())
-                cleared.append(released.__class__(release.value, released.output_type))
-            final.append(FinalSubmission(tuple(cleared), submission.multiple_results))
-            outcomes[mock.name].released.extend(r.value for r in cleared)
+            final.append(submission)  # as the node's release channel let it leave (DP noised)
+            outcomes[mock.name].released.extend(r.value for r in submission.results)
             return {"status": "success"}
+
+        def charge(epsilon: float) -> None:
+            outcomes[mock.name].epsilon += epsilon
 
         facts = NodeFacts(mock.name, mock.role, tuple(ids), AGGREGATOR, "local-test", "local")
         return NodeService(
@@ -444,6 +460,8 @@ def run_local_test(
             _Transport(switchboard.transport(mock.name), outcomes[mock.name]),
             on_log=on_log,
             on_final=on_final if mock.role == "aggregator" else None,
+            charge=charge,
+            lint=True,
         )
 
     services = {m.name: make_service(m) for m in mocks}
@@ -481,6 +499,10 @@ def run_local_test(
             thread.join(2.0)
 
     report = LocalTestReport(list(outcomes.values()), logs)
+    for name, service in services.items():
+        outcomes[name].lint = [
+            f"{f.what} at {f.violation.describe()}" for f in service.release.findings
+        ]
     for name, error in errors.items():
         refusal = services[name].refusal
         if refusal is not None or isinstance(error, PolicyRefused):

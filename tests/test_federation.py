@@ -27,7 +27,7 @@ from flame_lab.errors import (
     TamperedResult,
 )
 from flame_lab.federation import NodeState, overall_status
-from flame_lab.hubclient import with_client_credentials
+from flame_lab.hubclient import every, with_client_credentials
 from flame_lab.privacy import NodePolicy, dump_policy, load_policy
 from flame_lab.sandbox import daemon
 from flame_lab.sandbox.admin import decide
@@ -301,11 +301,61 @@ def test_a_rejection_fails_the_analysis_with_the_nodes_reason(fed, flame_home):
         dump_policy(old, _node_folder(flame_home, "uk-aachen").policy)
 
 
-def test_row_level_data_is_refused_by_the_disclosure_rules(fed):
+def test_rows_leave_a_flame_node_as_on_flame_and_a_strict_node_refuses_them(fed, flame_home):
     run = fed.submit(_draft("leak_rows.py"))
-    with pytest.raises(AnalysisFailed, match="PolicyRefused") as info:
+    run.wait(timeout=WAIT)
+    rows = run.result()  # flame: every row, unaltered; approval was the control
+    assert sorted(len(r) for r in rows) == sorted(
+        synthetic.generate(n).record_count for n in ("uk-aachen", "uk-koeln")
+    )
+    olds = {n: _set_policy(flame_home, n, profile="strict") for n in ("uk-aachen", "uk-koeln")}
+    try:
+        run = fed.submit(_draft("leak_rows.py"))
+        with pytest.raises(AnalysisFailed, match="PolicyRefused") as info:
+            run.wait(timeout=WAIT)
+        text = str(info.value)
+        assert "rule row-level" in text and ("uk-aachen" in text or "uk-koeln" in text)
+        assert "result" in text
+        with pytest.raises(AnalysisFailed):
+            run.result()  # nothing partial was sealed
+    finally:
+        for name, old in olds.items():
+            dump_policy(old, _node_folder(flame_home, name).policy)
+
+
+def _hub_lines(run) -> list[str]:
+    """Every node log line of ``run`` as the hub stores it (what its operator can read)."""
+    return [
+        log.message
+        for node_id in run.record.nodes
+        for log in every(
+            run._core.find_analysis_node_logs,
+            filter={"analysis_id": run.id, "node_id": node_id},
+        )
+    ]
+
+
+def test_analysis_log_lines_are_sealed_at_the_hub_and_open_for_the_researcher(fed):
+    run = fed.submit(_draft("chatty.py"), nodes=["uk-aachen"])
+    run.wait(timeout=WAIT)
+    stored = _hub_lines(run)
+    assert not any("line 1" in m for m in stored)  # no analysis line in plaintext at the hub
+    assert sum(m.startswith("flame-lab-sealed-log:") for m in stored) >= 70
+    assert any("finished" in m for m in stored)  # the node's own lines stay readable
+    opened = [ln.message for ln in run.logs(node="uk-aachen")]
+    assert [f"line {i}" for i in range(70)] == [m for m in opened if m.startswith("line ")]
+
+
+def test_a_run_over_the_log_caps_drops_lines_and_says_how_many(fed, flame_home):
+    old = _set_policy(flame_home, "uk-aachen", release__log_lines=20)
+    try:
+        run = fed.submit(_draft("chatty.py"), nodes=["uk-aachen"])
         run.wait(timeout=WAIT)
-    assert "record" in str(info.value)
+        lines = [ln.message for ln in run.logs(node="uk-aachen")]
+        assert sum(m.startswith("line ") for m in lines) < 20
+        assert any("dropped" in m and "20 lines" in m for m in lines)
+    finally:
+        dump_policy(old, _node_folder(flame_home, "uk-aachen").policy)
 
 
 def test_the_analysis_cannot_read_the_nodes_key_file_nor_reach_the_network(fed, flame_home):
@@ -440,13 +490,16 @@ def test_analyses_survive_a_sandbox_restart_on_another_port(fed, flame_home):
     assert reattached.record.hub_url == old_url  # provenance keeps where it was sent
 
 
-def test_a_bug_in_the_analysis_fails_it_with_the_analysts_own_traceback(fed):
+def test_a_bug_in_the_analysis_fails_it_with_type_file_and_line_and_a_sealed_traceback(fed):
     run = fed.submit(_draft("broken.py"))
-    with pytest.raises(AnalysisFailed, match="KeyError: 'missing column'"):
+    with pytest.raises(AnalysisFailed, match=r"KeyError at broken\.py, line 12") as info:
         run.wait(timeout=WAIT)
+    assert "missing column" not in str(info.value)  # the message may carry values
+    assert not any("missing column" in m for m in _hub_lines(run))
     errors = "\n".join(ln.message for ln in run.logs(level="error"))
-    assert 'broken.py", line 12, in analysis_method' in errors
-    assert "flame_lab/" not in errors  # flame_lab's own frames are not the analyst's concern
+    assert "KeyError at broken.py, line 12" in errors and "flame_lab/" not in errors
+    everything = "\n".join(ln.message for ln in run.logs())  # opened with the researcher's key
+    assert "KeyError: 'missing column'" in everything and 'broken.py", line 12' in everything
 
 
 def test_every_log_line_arrives_beyond_the_hubs_page_size(fed):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import pytest
@@ -51,27 +52,58 @@ def test_mock_nodes_take_the_names_and_rules_of_an_initialised_sandbox(tmp_path)
         ("uk-koeln", "default"),
         ("aggregator", "aggregator"),
     ]
-    assert nodes[0].policy.min_records == 100_000
+    assert nodes[0].policy.disclosure.min_records == 100_000
 
 
-def test_a_node_refusing_row_level_data_is_reported_and_nothing_is_released():
-    leaky = MEAN_AGE_CELL.replace('return {"sum": sum(ages), "n": len(ages)}', "return ages")
-    report = localtest.run_local_test(draft_of(leaky), nodes=2)
+def _home(tmp_path, profile: str):
+    """A sandbox folder whose two data nodes run ``profile``."""
+    home = tmp_path / "sandbox"
+    nodes = [("uk-aachen", "default"), ("uk-koeln", "default"), ("aggregator", "aggregator")]
+    home.mkdir(parents=True)
+    (home / "sandbox.json").write_text(
+        json.dumps({"nodes": [{"name": n, "type": t} for n, t in nodes]})
+    )
+    for name, _ in nodes:
+        (home / "nodes" / name).mkdir(parents=True)
+        dump_policy(NodePolicy(profile=profile), home / "nodes" / name / "policy.toml")
+    return home
+
+
+LEAKY = MEAN_AGE_CELL.replace(
+    'return {"sum": sum(ages), "n": len(ages)}',
+    'return {"sum": sum(ages), "n": len(ages), "ages": ages}',
+)
+RARE = MEAN_AGE_CELL.replace(
+    'return {"sum": sum(ages), "n": len(ages)}',
+    'return {"sum": sum(ages), "n": len(ages), "rare": 2}',
+)
+
+
+def test_a_strict_node_refusing_row_level_data_is_reported_and_nothing_is_released(tmp_path):
+    report = localtest.run_local_test(draft_of(LEAKY), home=_home(tmp_path, "strict"))
     assert not report.ok
     refused = [n for n in report.nodes if n.refused]
     assert refused and all(n.released == [] for n in refused)
-    assert "row-level" in refused[0].refused or "records" in refused[0].refused
+    assert "rule row-level" in refused[0].refused and refused[0].name in refused[0].refused
     assert "REFUSED" in report.to_text()
 
 
-def test_small_counts_are_suppressed_as_the_node_would_suppress_them():
-    counting = MEAN_AGE_CELL.replace(
-        'return {"sum": sum(ages), "n": len(ages)}',
-        'return {"sum": sum(ages), "n": len(ages), "rare": 2}',
-    )
-    report = localtest.run_local_test(draft_of(counting), nodes=2)
+def test_a_flame_node_releases_rows_as_flame_would_and_the_lint_says_strict_would_refuse(
+    tmp_path,
+):
+    report = localtest.run_local_test(draft_of(LEAKY), home=_home(tmp_path, "flame"))
+    assert report.ok  # as on a real FLAME node: approval is the control
+    assert any("rule row-level" in line for line in report.lint)
+    assert 'a strict node would refuse a message at result["ages"]: ' in report.to_text()
+
+
+def test_a_small_count_leaves_a_flame_node_unaltered_and_is_linted_with_its_path(tmp_path):
+    report = localtest.run_local_test(draft_of(RARE), home=_home(tmp_path, "flame"))
     released = report.nodes[0].released[0]
-    assert released["rare"] is None and released["n"] > 5
+    assert released["rare"] == 2  # never silently replaced: honest aggregators keep working
+    assert any('result["rare"]' in f and "small-count" in f for f in report.nodes[0].lint)
+    strict = localtest.run_local_test(draft_of(RARE), home=_home(tmp_path / "s", "strict"))
+    assert not strict.ok and "small-count" in strict.nodes[0].refused
 
 
 def test_an_error_in_the_analysis_is_shown_with_the_cells_own_line_numbers():

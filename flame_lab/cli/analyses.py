@@ -100,7 +100,7 @@ def _status(args: argparse.Namespace) -> int:
 
 def _logs(args: argparse.Namespace) -> int:
     run = _connect(args).attach(args.id)
-    for line in run.logs(node=args.node, level=args.level):
+    for line in run.logs(node=args.node, level=args.level, unlock=True):
         print(
             f"{log_time(line.time)}  {shown(line.node_name, multiline=False):<12} "
             f"{shown(line.level, multiline=False):<6} {shown(line.message)}"

@@ -12,9 +12,13 @@ from flame_lab.sandbox import daemon
 
 def _up(args: argparse.Namespace) -> int:
     if args.foreground:
-        daemon.foreground(
-            args.home, nodes=args.nodes, port=args.port, on_ready=lambda url: print(url, flush=True)
-        )
+
+        def ready(url: str) -> None:
+            if args.profile:
+                daemon.set_profile(args.home, args.profile)
+            print(url, flush=True)
+
+        daemon.foreground(args.home, nodes=args.nodes, port=args.port, on_ready=ready)
         return 0
     node_data = {}
     for item in args.node_data:
@@ -25,6 +29,8 @@ def _up(args: argparse.Namespace) -> int:
             )
         node_data[name] = Path(folder).expanduser().resolve()
     running = daemon.up(args.home, nodes=args.nodes, port=args.port, node_data=node_data)
+    if args.profile:
+        daemon.set_profile(args.home, args.profile)
     print(running.url)
     return 0
 
@@ -123,6 +129,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--port", type=int, default=0, help="port (0 = the port used last, else any free port)"
     )
     up.add_argument("--foreground", action="store_true", help="do not detach")
+    up.add_argument(
+        "--profile",
+        choices=("flame", "strict"),
+        default=None,
+        help="every node's release profile: flame (as a real FLAME node) or strict",
+    )
     up.add_argument(
         "--node-data",
         action="append",

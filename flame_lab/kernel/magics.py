@@ -288,9 +288,14 @@ class FlameMagics(Magics):
         ns = parser.parse_args(args)
         images = self.session.draft.check(image=ns.image)  # what the image lacks fails here
         report = localtest.run_local_test(self.session.draft, ns.nodes)
-        print("Local test on mock nodes (synthetic data, the nodes' disclosure rules):")
+        print("Local test on mock nodes (synthetic data, each node's profile and rules):")
         print(report.to_text())
         print("Master image: " + images.summary().replace("\n", "\n  "))
+        if report.lint:
+            print(
+                f"Privacy lint: {len(report.lint)} release(s) above would be refused by a "
+                "strict node (rule and value path given); a flame node lets them leave."
+            )
         self.shell.user_ns["_flame_test"] = report
         if not report.ok:
             raise StarError(
@@ -369,7 +374,7 @@ class FlameMagics(Magics):
         parser.add_argument("--level", default=None)
         ns = parser.parse_args(args)
         analysis = self.session.connected().attach(ns.analysis_id)
-        lines = analysis.logs(node=ns.node, level=ns.level)
+        lines = analysis.logs(node=ns.node, level=ns.level, unlock=True)
         if not lines:
             print(f"No log lines for analysis {analysis.id} yet.")
         for ln in lines:

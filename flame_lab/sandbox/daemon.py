@@ -208,6 +208,24 @@ def _provision_node(
 
 
 # -- processes ------------------------------------------------------------------------------
+def set_profile(home: Path | str | None, profile: str) -> list[str]:
+    """Set every node's release profile ("flame" | "strict") in its policy.toml; agents pick
+    the change up before their next run. Returns the nodes changed."""
+    from dataclasses import replace
+
+    from flame_lab.privacy import load_policy
+
+    changed = []
+    for folder in _node_folders(home_dir(home)):
+        if not folder.policy.exists():
+            continue
+        policy = load_policy(folder.policy)
+        if policy.profile != profile:
+            dump_policy(replace(policy, profile=profile), folder.policy)
+            changed.append(folder.name)
+    return changed
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

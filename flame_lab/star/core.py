@@ -465,6 +465,7 @@ class FlameCoreSDK:
             filename,
             rng=self._runtime.random_generator(),
             warn=lambda text: self.flame_log(text, log_type=_WARNING),
+            noise=not getattr(self._runtime, "adds_dp_noise", False),
         )
         return self._runtime.submit_final_result(submission)
 

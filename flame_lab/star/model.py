@@ -96,6 +96,10 @@ class StarModel:
         aggregator_kwargs: dict[str, Any] | None,
         filename: str | Sequence[str] | None,
     ) -> None:
+        dp: LocalDP | None = getattr(self, "_dp", None)
+        declare = getattr(self.flame.runtime, "declare_local_dp", None)
+        if dp is not None and declare is not None:  # a node that noises its own releases
+            declare(dp.epsilon, dp.sensitivity)
         role = self.flame.get_role()
         if role == "default":
             self.flame.flame_log(f"Analyzer {self.flame.get_id()} started", log_type="info")

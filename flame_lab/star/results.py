@@ -4,8 +4,9 @@
 ``bytes(result)``; if that conversion fails the SDK falls back to ``'pickle'`` with a warning,
 and so do we. In flame_lab ``'pickle'`` means "the Python object itself": the node encodes it
 with flame_lab.security.payload (JSON, .npy, tables), never with pickle.
-Local DP (StarLocalDPModel) needs finite numbers, adds Laplace noise with scale
-sensitivity/epsilon to each released one here, and releases them as ``'str'`` like the SDK.
+Local DP (StarLocalDPModel) needs finite numbers and releases them as ``'str'`` like the SDK.
+As on FLAME, a node adds the noise to each (its runtime says ``adds_dp_noise``), never the
+analysis; only runtimes without a node (the in-process tester) add it here.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ def prepare_submission(
     *,
     rng: np.random.Generator | None = None,
     warn: Warn = lambda _msg: None,
+    noise: bool = True,
 ) -> FinalSubmission:
     """Apply multiple_results, local DP and output_type conversion; warn() as the SDK warns."""
     check_output_type(output_type, multiple_results)
@@ -82,13 +84,22 @@ def prepare_submission(
 
     if dp is not None:
         # As FLAME's SDK: each released number gets its own noise, and goes out as text.
-        items = [add_noise(item, dp, rng) for item in items]
         if any(kind != "str" for kind in kinds):
             warn(
                 "Result submission with local differential privacy releases results as 'str'; "
                 f"output_type {output_type!r} is ignored."
             )
             kinds = ["str"] * len(items)
+        if (
+            not noise
+        ):  # a node adds the noise (FLAME's node services do): the numbers go as they are
+            numbers = [_dp_number(item) for item in items]
+            return FinalSubmission(
+                tuple(ReleasedResult(v, "str", n) for v, n in zip(numbers, names, strict=True)),
+                multiple_results=multiple_results,
+                local_dp=dp,
+            )
+        items = [add_noise(item, dp, rng) for item in items]
 
     released = tuple(
         _convert(item, kind, name, warn)
@@ -99,6 +110,11 @@ def prepare_submission(
 
 def add_noise(value: Any, dp: LocalDP, rng: np.random.Generator | None = None) -> float:
     """Laplace noise (scale = sensitivity/epsilon) on one finite number; refuse anything else."""
+    return _laplace(_dp_number(value), sensitivity=dp.sensitivity, epsilon=dp.epsilon, rng=rng)
+
+
+def _dp_number(value: Any) -> float:
+    """The one finite number a local-DP release needs, or a clear error."""
     if not _is_number(value):
         raise DPParameterError(
             "Local differential privacy needs a single number as the final result, but the "
@@ -111,14 +127,17 @@ def add_noise(value: Any, dp: LocalDP, rng: np.random.Generator | None = None) -
             f"Local differential privacy needs a finite number, got {value!r}.",
             hint="Make aggregation_method return a finite int or float.",
         )
-    return _laplace(float(value), sensitivity=dp.sensitivity, epsilon=dp.epsilon, rng=rng)
+    return float(value)
 
 
 def _laplace(value: float, *, sensitivity: float, epsilon: float, rng: Any) -> float:
-    # Imported here: privacy.py is shared with the nodes and pulls in more than star needs.
-    from flame_lab.privacy import add_laplace_noise
+    """The in-process tester's noise: a seeded NumPy generator when given (reproducible
+    tests, never a release), else OpenDP's exact sampler as on a node."""
+    if rng is not None:
+        return value + float(rng.laplace(0.0, sensitivity / epsilon))
+    from flame_lab.release.dp import NodeDP, noisy_number
 
-    return float(add_laplace_noise(value, sensitivity=sensitivity, epsilon=epsilon, rng=rng))
+    return noisy_number(value, NodeDP(epsilon, sensitivity))
 
 
 def _is_number(value: Any) -> bool:

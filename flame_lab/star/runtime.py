@@ -27,9 +27,12 @@ socket or pipe to the agent), beyond the obvious getters:
   per ``output_type`` (``'str'`` -> ``str``, ``'bytes'`` -> ``bytes``, ``'pickle'`` -> the
   object itself, which the node encodes with ``flame_lab.security.payload``: JSON, ``.npy``
   or tables, never pickle). With ``multiple_results`` each entry is released separately.
-  If ``local_dp`` is set, Laplace noise with those parameters has **already** been added by
-  flame_lab.star (with :meth:`Runtime.random_generator`); the node must not add it again, but
-  charges ``local_dp.epsilon`` to its privacy budget and may refuse (raise ``PolicyRefused``).
+  If ``local_dp`` is set and the runtime says ``adds_dp_noise = True`` (a node), the value is
+  the exact number and the node adds the noise with its own parameters (OpenDP), charges the
+  epsilon it used and may refuse (raise ``PolicyRefused``), as FLAME's node services do.
+  Otherwise (the in-process tester) flame_lab.star has already added the noise. A runtime
+  may also offer ``declare_local_dp(epsilon, sensitivity)``: StarLocalDPModel calls it on
+  every node first, so data nodes that noise their own releases know.
 - ``random_generator`` returns ``None`` on a real node (noise then uses fresh OS entropy);
   the tester may return a seeded generator so tests are reproducible.
 """

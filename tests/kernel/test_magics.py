@@ -167,18 +167,21 @@ def test_local_test_shows_what_each_mock_node_would_release_and_the_result(shell
     register_mean_age(shell)
     ran = run(shell, "%flame test --nodes 2")
     assert ran.error is None, ran.stdout
-    assert "uk-aachen (data node, 655 records)\n  releases: {'sum':" in ran.stdout
-    assert "aggregator (aggregator)" in ran.stdout and "Result: " in ran.stdout
+    assert "uk-aachen (data node, 655 records, profile flame)\n  releases: {'sum':" in ran.stdout
+    assert "aggregator (aggregator, profile flame)" in ran.stdout and "Result: " in ran.stdout
     assert shell.user_ns["_flame_test"].ok
 
 
-def test_local_test_of_a_leaky_analysis_fails_with_the_nodes_refusal(shell):
+def test_local_test_of_a_leaky_analysis_shows_what_a_strict_node_would_refuse(shell):
     run(shell, "%%flame file helpers.py\n" + HELPERS_CELL)
-    leaky = MEAN_AGE_CELL.replace('return {"sum": sum(ages), "n": len(ages)}', "return ages")
+    leaky = MEAN_AGE_CELL.replace(
+        'return {"sum": sum(ages), "n": len(ages)}',
+        'return {"sum": sum(ages), "n": len(ages), "ages": ages}',
+    )
     run(shell, "%%flame\n" + leaky)
-    ran = run(shell, "%flame test --nodes 1")
-    assert "REFUSED:" in ran.stdout
-    assert "StarError: the local test failed: node uk-aachen refused to release" in ran.stdout
+    ran = run(shell, "%flame test --nodes 1")  # flame nodes: it runs, and the lint says why not
+    assert 'a strict node would refuse a message at result["ages"]' in ran.stdout
+    assert "rule row-level" in ran.stdout and "Privacy lint: " in ran.stdout
 
 
 def test_local_test_without_a_draft_says_how_to_start_one(shell):

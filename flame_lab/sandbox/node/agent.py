@@ -44,7 +44,9 @@ from flame_lab.hubclient import (
     patiently,
     with_client_credentials,
 )
-from flame_lab.privacy import NodePolicy, PrivacyBudget, load_policy
+from flame_lab.privacy import NodePolicy, load_policy
+from flame_lab.release import node as release_node
+from flame_lab.release.ledger import PrivacyBudget
 from flame_lab.sandbox.node.datasets import NodeData
 from flame_lab.sandbox.node.layout import NodeFolder, PeerPin
 from flame_lab.sandbox.node.ledger import APPROVED, PENDING, Decision, Ledger
@@ -632,14 +634,21 @@ class NodeAgent:
             on_rejected=lambda why: self.node_log(analysis_id, "warn", why),
         )
         data = self.data if facts.role == "default" else None
+        hooks = release_node.RunHooks(
+            self, analysis_id, manifest, signed.bundle_hash, folder, stop=run
+        )
         service = NodeService(
             facts,
             data,
-            self.policy.disclosure,
+            self.policy,
             transport,
-            on_log=lambda level, text: self.node_log(analysis_id, level, text),
+            on_log=hooks.analysis_log.write,
+            on_node_log=lambda level, text: self.node_log(analysis_id, level, text),
             on_progress=lambda p: self._update(link_id, execution_progress=int(p)),
-            on_final=self._sealer(analysis_id, manifest, signed.bundle_hash),
+            on_final=hooks.sealed(self._sealer(analysis_id, manifest, signed.bundle_hash)),
+            on_refusal=hooks.refused,
+            charge=hooks.charge,
+            node_name=self.name,
         )
         self._update(link_id, execution_status="executing")
         self.node_log(analysis_id, "info", f"{self.name}: running {manifest.entrypoint}")
@@ -650,12 +659,11 @@ class NodeAgent:
         outcome = run_analysis(
             RunSpec(code_dir, manifest.entrypoint, work_dir, self.policy.limits),
             service,
-            lambda stream, line: self.node_log(
-                analysis_id, "info" if stream == "stdout" else "warn", line
-            ),
+            service.output,
             stop=run.stop,
         )
         run.stop.set()
+        hooks.finish()
         self.node_log(analysis_id, "debug", f"{self.name}: confinement {outcome.confinement}")
         shutil.rmtree(work_dir, ignore_errors=True)
         if transport.outage is not None and not outcome.ok:  # the cause, not its traceback
@@ -663,7 +671,7 @@ class NodeAgent:
         if outcome.stopped:
             raise FlameLabError(run.reason or "the node stopped the analysis")
         if not outcome.ok:
-            raise FlameLabError(outcome.failure or "the analysis failed")
+            raise FlameLabError(release_node.public_failure(outcome.failure or ""))
         if facts.role == "aggregator" and service.submission is None:
             raise FlameLabError("the aggregator finished without submitting a final result")
         self._save(analysis_id, phase="executed", reported=False)  # the result is at the hub
@@ -728,16 +736,6 @@ class NodeAgent:
         self, analysis_id: str, manifest: bundles.Manifest, bundle_hash: str
     ) -> Callable[[FinalSubmission], dict[str, str]]:
         def seal_and_upload(submission: FinalSubmission) -> dict[str, str]:
-            if submission.local_dp is not None:
-                charge = self.budget.charge(
-                    manifest.signer, submission.local_dp.epsilon, analysis_id
-                )
-                self.node_log(
-                    analysis_id,
-                    "notice",
-                    f"{self.name}: charged epsilon {charge.epsilon:g} to researcher "
-                    f"{manifest.signer}; {self.budget.remaining(manifest.signer):g} left",
-                )
             files = []
             for sequence, released in enumerate(submission.results):
                 value = released.value

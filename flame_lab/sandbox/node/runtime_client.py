@@ -242,6 +242,8 @@ def _error_class(kind: str) -> type[FlameLabError] | None:
 class AgentRuntime:
     """flame.star's Runtime inside an analysis process: every call asks the node agent."""
 
+    adds_dp_noise = True  # the node, not this process, adds local-DP noise
+
     def __init__(self, client: RpcClient) -> None:
         self._client = client
         self._facts: dict[str, Any] | None = None
@@ -300,6 +302,9 @@ class AgentRuntime:
 
     def set_progress(self, progress: int) -> None:
         self._call("set_progress", progress=int(progress))
+
+    def declare_local_dp(self, epsilon: float, sensitivity: float) -> None:
+        self._call("declare_local_dp", epsilon=float(epsilon), sensitivity=float(sensitivity))
 
     def get_progress(self) -> int:
         return int(self._call("get_progress"))

@@ -17,9 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from flame_lab.errors import PayloadError, PolicyRefused, StarError
+from flame_lab.errors import DPParameterError, PayloadError, PolicyRefused, StarError
 from flame_lab.limits import ResourceLimits
-from flame_lab.privacy import DisclosurePolicy, check_release
+from flame_lab.privacy import NodePolicy
+from flame_lab.release.channel import Charge, ReleaseChannel
+from flame_lab.release.logs import LogGate
 from flame_lab.sandbox.node.bounds import RunBounds
 from flame_lab.sandbox.node.datasets import NodeData
 from flame_lab.sandbox.node.ipc import from_json, to_json
@@ -28,6 +30,7 @@ from flame_lab.sandbox.node.runtime_client import (
     submission_from_channel,
     to_channel,
 )
+from flame_lab.star.results import check_local_dp
 from flame_lab.star.runtime import FinalSubmission, Message, Role
 
 HUB_LEVELS = ("emerg", "alert", "crit", "error", "warn", "notice", "info", "debug")
@@ -164,13 +167,18 @@ class NodeService:
         self,
         facts: NodeFacts,
         data: NodeData | None,
-        policy: DisclosurePolicy,
+        policy: NodePolicy,
         transport: Transport,
         *,
         record_count: int | None = None,
         on_log: Callable[[str, str], None] | None = None,
+        on_node_log: Callable[[str, str], None] | None = None,
         on_progress: Callable[[int], None] | None = None,
         on_final: Callable[[FinalSubmission], dict[str, str]] | None = None,
+        on_refusal: Callable[[PolicyRefused], None] | None = None,
+        charge: Charge | None = None,
+        lint: bool = False,
+        node_name: str | None = None,
     ) -> None:
         if facts.role == "default" and data is None:
             raise StarError("A data node needs its NodeData.", hint="Load the node's data folder.")
@@ -181,12 +189,24 @@ class NodeService:
             record_count if record_count is not None else (data.record_count if data else 0)
         )
         self.transport = transport
+        self.release = ReleaseChannel(
+            policy,
+            node=node_name or facts.node_id,
+            role=facts.role,
+            record_count=self.record_count,
+            charge=charge,
+            lint=lint,
+        )
+        self.gate = LogGate.of(policy.release)
         self._on_log = on_log
+        self._on_node_log = on_node_log or on_log
         self._on_progress = on_progress
         self._on_final = on_final
+        self._on_refusal = on_refusal
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self.progress = 0
+        self.reported_progress = 0
         self.refusal: PolicyRefused | None = None
         self.submission: FinalSubmission | None = None
         self.bounds = RunBounds()
@@ -206,6 +226,7 @@ class NodeService:
             "get_fhir_data": self.get_fhir_data,
             "get_s3_data": self.get_s3_data,
             "log": self.log,
+            "declare_local_dp": self.declare_local_dp,
             "set_progress": self.set_progress,
             "get_progress": self.get_progress,
             "send_message": self.send_message,
@@ -214,8 +235,13 @@ class NodeService:
         }
 
     def close(self) -> None:
-        """The run is over: wake and end any wait for messages."""
+        """The run is over: wake and end any wait for messages; report dropped log lines."""
+        if self._closed.is_set():
+            return
         self._closed.set()
+        summary = self.gate.summary()
+        if summary is not None:
+            self.node_log("warn", summary)
 
     # -- facts and data -----------------------------------------------------------------------
     def data_sources(self) -> list[str]:
@@ -245,7 +271,7 @@ class NodeService:
         """One dict {query: searchset Bundle}; every stored type when no query is given."""
         queries = _check_str_list("FHIR queries", queries)
         if self.data is None:
-            self.log("The aggregator has no FHIR data.", "warning")
+            self.node_log("warn", "The aggregator has no FHIR data.")
             return None
         store = self.data.fhir
         wanted = queries or list(store.counts())
@@ -255,25 +281,50 @@ class NodeService:
         """One dict {key: bytes}; every object when no key is given."""
         keys = _check_str_list("s3 keys", keys)
         if self.data is None:
-            self.log("The aggregator has no s3 data.", "warning")
+            self.node_log("warn", "The aggregator has no s3 data.")
             return None
         return [self.data.s3_objects(keys or None)]
 
     # -- logs and progress --------------------------------------------------------------------
+    def node_log(self, level: str, text: str) -> None:
+        """A line of the node itself (refusals, caps): readable by the hub, never capped."""
+        if self._on_node_log is not None:
+            self._on_node_log(level, text)
+
+    def _analysis_line(self, level: str, text: str, what: str) -> None:
+        """A line the analysis wrote: capped, checked under strict, then handed on (sealed)."""
+        if not self.gate.admit(text):
+            return
+        try:
+            self.release.text(text, what)
+        except PolicyRefused as exc:
+            raise self._refuse(exc) from None
+        if self._on_log is not None:
+            self._on_log(level, text)
+
     def log(self, message: Any, log_type: Any = "info") -> None:
-        """Forward one log row, cut to the run's line bound, while the run's log budget lasts."""
+        """``flame_log`` of the analysis: cut to the run's line bound, while its log budget
+        lasts (stdout and stderr lines come bounded by the runner)."""
         text = str(message)
         if len(text) > MAX_LOG_CHARS:
             text = text[:MAX_LOG_CHARS] + f" ... ({len(text) - MAX_LOG_CHARS} characters cut)"
         line, notice = self.bounds.admit_log(text)
-        if self._on_log is not None:
-            if line is not None:
-                self._on_log(hub_level(str(log_type)), line)
-            elif notice is not None:
-                self._on_log("warn", notice)
+        if line is None:
+            if notice is not None:
+                self.node_log("warn", notice)
+            return
+        self._analysis_line(hub_level(str(log_type)), line, "a log line")
+
+    def output(self, stream: str, line: str) -> None:
+        """A line the analysis printed (stdout/stderr); a refused one stops the run."""
+        level = "info" if stream == "stdout" else "warn"
+        try:
+            self._analysis_line(level, line, f"a line of {stream}")
+        except PolicyRefused:
+            pass  # recorded as the run's refusal; on_refusal stops the run
 
     def set_progress(self, progress: Any) -> None:
-        """Clamp to 0..100 and never go back."""
+        """Clamp to 0..100 and never go back; the hub sees it as the profile reports it."""
         if isinstance(progress, bool) or not isinstance(progress, int | float):
             raise StarError(f"Progress must be a number, not {type(progress).__name__}.")
         value = max(0, min(100, int(progress)))
@@ -281,8 +332,18 @@ class NodeService:
             if value <= self.progress:
                 return
             self.progress = value
+            reported = self.release.progress(value)
+            if reported <= self.reported_progress:
+                return
+            self.reported_progress = reported
         if self._on_progress is not None:
-            self._on_progress(value)
+            self._on_progress(reported)
+
+    def declare_local_dp(self, epsilon: Any, sensitivity: Any) -> None:
+        """The analysis is a StarLocalDPModel (the node then noises its own releases itself)."""
+        dp = check_local_dp(epsilon, sensitivity)
+        if dp is not None:
+            self.release.declare_dp(dp)
 
     def get_progress(self) -> int:
         return self.progress
@@ -290,9 +351,12 @@ class NodeService:
     # -- messages -----------------------------------------------------------------------------
     def _refuse(self, error: PolicyRefused) -> PolicyRefused:
         with self._lock:
-            if self.refusal is None:
+            first = self.refusal is None
+            if first:
                 self.refusal = error
-        self.log(f"Refused to release: {error.message}", "error")
+        self.node_log("error", f"Refused to release: {error.message}")
+        if first and self._on_refusal is not None:
+            self._on_refusal(error)
         return error
 
     def send_message(self, receivers: Any, category: Any, body: Any) -> list[list[str]]:
@@ -308,14 +372,12 @@ class NodeService:
                 f"list of at most {MAX_RECEIVERS} receivers."
             )
         value = from_channel(body)
-        if self.facts.role == "default":
-            try:
-                release = check_release(value, record_count=self.record_count, policy=self.policy)
-            except PolicyRefused as exc:
-                raise self._refuse(exc) from None
-            if release.suppressed:
-                self.log(f"Message {category!r}: {release.describe()}", "warning")
-            value = release.value
+        if self.refusal is not None:
+            raise self.refusal
+        try:
+            value = self.release.message(value)
+        except (PolicyRefused, DPParameterError) as exc:
+            raise self._refuse(PolicyRefused(exc.message, hint=exc.hint)) from None
         data = encode_body(value)
         self.bounds.admit_message(len(data))
         known = [r for r in receivers if r in self.facts.participant_ids]
@@ -373,12 +435,13 @@ class NodeService:
                     hint="Call submit_final_result once, from the aggregator.",
                 )
             self.submission = final
-        if self._on_final is None:
-            return {"status": "success"}
         try:
+            final = self.release.final(final)
+            if self._on_final is None:
+                return {"status": "success"}
             answer = self._on_final(final)
-        except PolicyRefused as exc:  # e.g. the researcher's privacy budget is spent
-            raise self._refuse(exc) from None
+        except (PolicyRefused, DPParameterError) as exc:  # e.g. the privacy budget is spent
+            raise self._refuse(PolicyRefused(exc.message, hint=exc.hint)) from None
         return {str(k): str(v) for k, v in (answer or {}).items()}
 
 

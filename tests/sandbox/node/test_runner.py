@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from flame_lab.errors import SandboxError
-from flame_lab.privacy import DisclosurePolicy, ResourceLimits
+from flame_lab.privacy import NodePolicy, ResourceLimits
 from flame_lab.sandbox.node.datasets import NodeData
 from flame_lab.sandbox.node.runner import (
     RunOutcome,
@@ -48,7 +48,7 @@ class Run:
         self.service = NodeService(
             facts,
             NodeData.from_site(self.site),
-            DisclosurePolicy(),
+            NodePolicy(),
             self.switchboard.transport("hospital"),
             on_log=lambda level, text: self.logs.append((level, text)),
             on_progress=self.progress.append,

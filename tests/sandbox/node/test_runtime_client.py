@@ -15,7 +15,7 @@ from flame_lab.errors import (
     PolicyRefused,
     StarError,
 )
-from flame_lab.privacy import DisclosurePolicy
+from flame_lab.privacy import NodePolicy
 from flame_lab.sandbox.node.datasets import NodeData
 from flame_lab.sandbox.node.ipc import Channel, RemoteError, RpcClient, serve
 from flame_lab.sandbox.node.runtime_client import (
@@ -155,7 +155,7 @@ def runtime(pair):
     service = NodeService(
         NodeFacts("site-a", "default", ("agg",), "agg", "analysis-9", "project-3"),
         NodeData.from_site(generate("site-a", n_patients=20)),
-        DisclosurePolicy(),
+        NodePolicy(profile="strict"),
         switchboard.transport("site-a"),
     )
     calls: list[str] = []

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from flame_lab.errors import NodeDataError, PolicyRefused, StarError
-from flame_lab.privacy import DisclosurePolicy, ResourceLimits
+from flame_lab.privacy import NodePolicy, ResourceLimits
 from flame_lab.sandbox.node.datasets import NodeData
 from flame_lab.sandbox.node.runner import RunOutcome, RunSpec, run_analysis
 from flame_lab.sandbox.node.runtime_client import submission_to_channel, to_channel
@@ -39,7 +39,7 @@ def _ages(site) -> list[int]:
 class Federation:
     """Two data services and one aggregator service on one switchboard."""
 
-    def __init__(self, policy: DisclosurePolicy | None = None) -> None:
+    def __init__(self, policy: NodePolicy | None = None) -> None:
         self.switchboard = Switchboard()
         self.sites = {name: generate(name, n_patients=n) for name, n in SITES.items()}
         everyone = (*SITES, "aggregator")
@@ -59,7 +59,7 @@ class Federation:
                     "project-1",
                 ),
                 None if site is None else NodeData.from_site(site),
-                policy or DisclosurePolicy(),
+                policy or NodePolicy(),
                 self.switchboard.transport(node),
                 on_log=lambda level, text, node=node: self.logs[node].append((level, text)),
                 on_progress=self.progress[node].append,
@@ -177,7 +177,7 @@ def test_an_iterative_analysis_runs_two_rounds_between_confined_nodes(tmp_path):
 
 
 def test_an_analyzer_returning_raw_rows_is_refused_naming_the_rule(tmp_path):
-    fed = Federation()
+    fed = Federation(STRICT)
     code = """
         import csv, io
         from flame.star import StarAnalyzer, StarAggregator, StarModel
@@ -212,21 +212,35 @@ def test_an_analyzer_returning_raw_rows_is_refused_naming_the_rule(tmp_path):
 
 
 # -- the rules, one at a time, on the service itself ------------------------------------------
+STRICT = NodePolicy(profile="strict")
+
+
 @pytest.fixture
 def fed():
-    return Federation()
+    return Federation(STRICT)
 
 
-def test_small_counts_are_suppressed_in_what_leaves_and_only_their_location_is_logged(fed):
+def test_a_small_count_is_refused_under_strict_naming_rule_path_and_node_not_the_value(fed):
     node = fed.services["hospital-a"]
-    acked, not_acked = node.send_message(
-        ["aggregator"], "intermediate_data", to_channel({"patients": 40, "rare": 3})
-    )
-    assert (acked, not_acked) == (["aggregator"], [])
+    with pytest.raises(PolicyRefused) as info:
+        node.send_message(
+            ["aggregator"], "intermediate_data", to_channel({"patients": 40, "rare": 3})
+        )
+    text = info.value.message
+    assert "hospital-a" in text and 'result["rare"]' in text and "small-count" in text
+    assert "3" not in text.replace("hospital-a", "")  # the refused value is never shown
+    assert fed.switchboard.transport("aggregator").receive(timeout=0.05) is None
+    (level, logged) = fed.logs["hospital-a"][-1]
+    assert level == "error" and "small-count" in logged
+
+
+def test_a_flame_node_releases_a_small_count_unaltered_as_a_real_flame_node_does():
+    fed = Federation(NodePolicy(profile="flame"))
+    node = fed.services["hospital-a"]
+    node.send_message(["aggregator"], "intermediate_data", to_channel({"patients": 40, "rare": 3}))
     message = fed.switchboard.transport("aggregator").receive(timeout=1)
-    assert decode_body(message.body) == {"patients": 40, "rare": None}
-    (level, text) = fed.logs["hospital-a"][-1]
-    assert level == "warn" and "$.rare" in text and "3" not in text
+    assert decode_body(message.body) == {"patients": 40, "rare": 3}
+    assert node.refusal is None
 
 
 def test_the_aggregators_messages_are_not_subject_to_the_data_nodes_rules(fed):
@@ -240,7 +254,7 @@ def test_a_refused_message_reaches_no_one_and_is_recorded(fed):
     node = fed.services["hospital-b"]
     with pytest.raises(PolicyRefused, match="raw bytes"):
         node.send_message(["aggregator"], "intermediate_data", b"opaque")
-    assert "raw bytes" in node.refusal.message
+    assert "rule opaque" in node.refusal.message
     assert fed.logs["hospital-b"][-1][0] == "error"
     assert fed.switchboard.transport("aggregator").receive(timeout=0.05) is None
 
@@ -269,7 +283,7 @@ def test_a_final_result_the_agent_refuses_is_recorded_as_the_runs_refusal(fed):
     aggregator = NodeService(
         fed.services["aggregator"].facts,
         None,
-        DisclosurePolicy(),
+        NodePolicy(),
         fed.switchboard.transport("aggregator"),
         on_final=over_budget,
     )
