@@ -536,7 +536,7 @@ def bench_confinement(repeat: int, log: Callable[[str], None]) -> dict[str, Any]
     fallback: rlimits and, as root, the old network namespace + uid drop), alternating in the
     same run: median seconds from start to exit, and the ratio confined / unconfined."""
     from flame_lab.limits import ResourceLimits
-    from flame_lab.privacy import DisclosurePolicy
+    from flame_lab.privacy import NodePolicy
     from flame_lab.sandbox.node import confine
     from flame_lab.sandbox.node.datasets import NodeData
     from flame_lab.sandbox.node.runner import RunSpec, run_analysis
@@ -557,7 +557,7 @@ def bench_confinement(repeat: int, log: Callable[[str], None]) -> dict[str, Any]
         for i in range(repeat):
             for mode in ("confined", "unconfined"):
                 board = Switchboard()
-                service = NodeService(facts, data, DisclosurePolicy(), board.transport("site"))
+                service = NodeService(facts, data, NodePolicy(), board.transport("site"))
                 spec = RunSpec(root / "code", "entry.py", root / f"work-{mode}-{i}", limits)
                 if mode == "unconfined":
                     os.environ["FLAME_LAB_BWRAP"] = str(root / "no-bwrap")

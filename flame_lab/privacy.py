@@ -80,11 +80,10 @@ class DisclosurePolicy:
 
     @property
     def count_threshold(self) -> int:
-        """Counts from 1 up to (not including) this number are suppressed."""
+        """Integral numbers from 1 up to (not including) this one are possible small counts."""
         return self.min_count if self.min_count is not None else self.min_records
 
 
-@dataclass(frozen=True)
 @dataclass(frozen=True)
 class ReleaseRules:
     """How a node treats what leaves it beyond the disclosure rules: strict limits, log caps."""

@@ -5,8 +5,8 @@ the node never hands it to the hub in plaintext: each line is sealed like a resu
 content key wrapped with HPKE for the recipients of the signed manifest, signed by the node,
 bound to analysis, node, bundle and run) and stored at the hub as one opaque text line. Only
 the researcher's kernel opens it. The node's own lines (approved, running, finished) stay
-readable. A run's lines are capped (count, bytes, lines per second); what was dropped is
-counted and reported once.
+readable. A run's lines are capped (count and lines per second here; bytes per line and per
+run by ``[limits]``); what was dropped is counted and reported once.
 """
 
 from __future__ import annotations
@@ -31,10 +31,9 @@ SEQUENCE_BASE = 1_000_000  # far from result files' sequence numbers (0, 1, ...)
 
 @dataclass
 class LogGate:
-    """The per-run caps on analysis log lines; counts what it drops."""
+    """The per-run caps on analysis log lines (count, rate); counts what it drops."""
 
     lines: int
-    bytes: int
     per_second: int
     clock: Callable[[], float] = time.monotonic
     kept: int = 0
@@ -46,7 +45,7 @@ class LogGate:
 
     @classmethod
     def of(cls, rules: ReleaseRules, clock: Callable[[], float] = time.monotonic) -> LogGate:
-        return cls(rules.log_lines, rules.log_bytes, rules.log_lines_per_second, clock)
+        return cls(rules.log_lines, rules.log_lines_per_second, clock)
 
     def admit(self, text: str) -> bool:
         """True if this line may go out; else it is counted as dropped."""
@@ -54,11 +53,7 @@ class LogGate:
         second = float(int(self.clock()))
         if second != self._second:
             self._second, self._in_second = second, 0
-        if (
-            self.kept >= self.lines
-            or self.kept_bytes + size > self.bytes
-            or self._in_second >= self.per_second
-        ):
+        if self.kept >= self.lines or self._in_second >= self.per_second:
             self.dropped += 1
             self.dropped_bytes += size
             return False
@@ -73,8 +68,8 @@ class LogGate:
             return None
         return (
             f"the node dropped {self.dropped} analysis log line(s) ({self.dropped_bytes} bytes) "
-            f"over its caps: {self.lines} lines, {self.bytes} bytes, "
-            f"{self.per_second} lines per second per run"
+            f"over its caps: {self.lines} lines per run, {self.per_second} lines per second "
+            "(release.log_lines, release.log_lines_per_second)"
         )
 
 

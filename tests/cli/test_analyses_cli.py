@@ -74,7 +74,7 @@ def test_a_file_that_is_not_an_analysis_is_refused(in_sandbox, tmp_path, capsys)
 class _FakeRun:
     id = "a1"
 
-    def logs(self, node=None, level=None):
+    def logs(self, node=None, level=None, unlock=False):
         from flame_lab.federation import LogLine
 
         return [LogLine("1764723845123", "n1", "uk\x1b[2J", "info", "x\x1b]0;title\x07\u202ey")]
