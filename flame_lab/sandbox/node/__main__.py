@@ -9,6 +9,7 @@ import signal
 import threading
 from pathlib import Path
 
+from flame_lab.sandbox.node import slots
 from flame_lab.sandbox.node.agent import main_loop
 from flame_lab.sandbox.node.layout import NodeFolder
 
@@ -26,6 +27,10 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     folder = NodeFolder.of(args.home, args.node)
+    if os.geteuid() == 0:
+        reaped = slots.reap_unheld()
+        if reaped:
+            logging.warning("killed %d processes a killed agent's runs left behind", reaped)
     pid_tmp = folder.pid.with_suffix(".tmp")
     pid_tmp.write_text(str(os.getpid()))
     os.replace(pid_tmp, folder.pid)  # never seen empty by `sandbox up`, which polls it

@@ -294,7 +294,8 @@ def _fallback(args: argparse.Namespace, needed: list[str]) -> Confinement:
     needed folders and the slot's uid. Every protection missing is named in ``off``."""
     done = Confinement(engine="none")
     _rlimits(args, done)
-    off = ["own PID namespace (processes that leave the group can outlive the run)"]
+    off = ["own PID namespace (a process that leaves the run's group outlives it"]
+    off[0] += ", until the run's uid is reaped as it ends)" if os.geteuid() == 0 else ")"
     off.append("minimal read-only root (the host's world-readable files are visible)")
     off.append("private size-limited /tmp and /dev/shm (disk_mib is not enforced)")
     notes = []
@@ -317,6 +318,10 @@ def _fallback(args: argparse.Namespace, needed: list[str]) -> Confinement:
         off += ["no network", "a separate user"]
         notes.append("not running as root: the analysis keeps the node's user and network")
     _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    parent = os.getppid()
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # after the uid change, which clears it
+    if os.getppid() != parent:
+        raise SystemExit(70)  # the node agent is already gone
     done.no_new_privs = _status_field("NoNewPrivs") == "1"
     done.off = off
     done.notes = "; ".join(notes)

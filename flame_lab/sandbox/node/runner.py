@@ -218,6 +218,13 @@ class _Output:
                 with contextlib.suppress(ValueError):
                     found = json.loads(line[len(MARKER) :])
                     self.confinement = found if isinstance(found, dict) else {}
+                off = self.confinement.get("off")
+                if off and isinstance(off, list):
+                    with self.lock:
+                        self.forward(
+                            "stderr",
+                            "node: protections OFF for this run: " + "; ".join(map(str, off)),
+                        )
                 continue
             first = False
             kept, notice = self.bounds.admit_log(line)

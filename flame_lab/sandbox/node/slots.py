@@ -80,6 +80,30 @@ def acquire(uids: range = range(FIRST_UID, FIRST_UID + SLOTS)) -> Slot:
     )
 
 
+def reap_unheld() -> int:
+    """Kill what runs under any slot's uid that no agent holds (left by a killed agent); an
+    agent calls it as it starts. How many processes there were."""
+    try:
+        folder = _lock_dir()
+    except SandboxError:
+        return 0
+    killed = 0
+    for entry in os.scandir(folder):
+        uid_text = entry.name.removesuffix(".lock")
+        if not (entry.name.endswith(".lock") and uid_text.isdigit()):
+            continue
+        fd = os.open(entry.path, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # a run holds it
+        else:
+            killed += reap(int(uid_text))
+        finally:
+            os.close(fd)
+    return killed
+
+
 def processes_of(uid: int) -> list[int]:
     """Every live process whose real or effective uid is ``uid`` (zombies count as gone)."""
     found = []

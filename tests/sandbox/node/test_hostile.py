@@ -500,3 +500,18 @@ def test_a_new_agent_reaps_what_a_killed_one_left_under_a_slots_uid():
     finally:
         leftover.kill()
         leftover.wait()
+
+
+def test_a_starting_agent_reaps_what_runs_under_a_slot_nobody_holds():
+    if os.geteuid() != 0:
+        return  # slots are a root node's; without root there is no uid to reap
+    spare = range(slots.FIRST_UID + slots.SLOTS + 40, slots.FIRST_UID + slots.SLOTS + 50)
+    held = slots.acquire(spare)
+    leftover = subprocess.Popen(["sleep", "120"], user=held.uid)
+    try:
+        os.close(held.fd)  # its agent was killed: the lock is free, the process is not
+        slots.reap_unheld()
+        assert leftover.wait(timeout=GONE_SECONDS) == -signal.SIGKILL
+    finally:
+        leftover.kill()
+        leftover.wait()

@@ -262,3 +262,22 @@ def test_the_bootstrap_without_an_entrypoint_says_how_to_call_it():
         timeout=30,
     )
     assert proc.returncode == 2 and "usage:" in proc.stderr
+
+
+def test_without_confinement_a_node_refuses_unless_its_policy_allows_it(run, monkeypatch):
+    monkeypatch.setenv("FLAME_LAB_BWRAP", str(run.tmp / "no-bwrap"))
+    with pytest.raises(SandboxError, match="refuses to run the analysis without confinement"):
+        run("print('ran')\n")
+    assert run.output == []  # nothing started
+
+
+def test_an_allowed_unconfined_run_says_which_protections_are_off(run, monkeypatch):
+    monkeypatch.setenv("FLAME_LAB_BWRAP", str(run.tmp / "no-bwrap"))
+    allowed = ResourceLimits(cpu_seconds=20, wall_seconds=30, allow_unconfined=True)
+    outcome = run("print('ran')\n", allowed)
+    assert outcome.ok, outcome.failure
+    assert outcome.confinement["engine"] == "none"
+    assert outcome.confinement["off"][0].startswith("bubblewrap (")
+    notes = [line for stream, line in run.output if stream == "stderr"]
+    assert any("not confined by bubblewrap" in line for line in notes)
+    assert any("protections OFF" in line and "PID namespace" in line for line in notes)
