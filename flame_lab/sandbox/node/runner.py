@@ -113,7 +113,7 @@ def _needs_compat() -> bool:
     return str(origin).startswith(str(COMPAT_DIR))
 
 
-def _prepare_folders(spec: RunSpec, uid: int | None) -> None:
+def _prepare_folders(spec: RunSpec, uid: int | None, owns_work: bool) -> None:
     code_dir, work_dir = Path(spec.code_dir), Path(spec.work_dir)
     if not spec.entry_path.is_file():
         raise SandboxError(
@@ -123,9 +123,11 @@ def _prepare_folders(spec: RunSpec, uid: int | None) -> None:
     work_dir.mkdir(parents=True, exist_ok=True)
     if uid is None:
         return
-    # the analysis runs as the slot's uid: it owns its work folder and may only read its code
-    os.chown(work_dir, uid, uid)
-    work_dir.chmod(0o700)
+    # the analysis runs as the slot's uid: it may only read its code, and owns its work folder
+    # (under bubblewrap that is a fresh tmpfs laid over it)
+    if owns_work:
+        os.chown(work_dir, uid, uid)
+        work_dir.chmod(0o700)
     for folder, dirs, files in os.walk(code_dir):
         for name in dirs:
             _add_mode(Path(folder) / name, stat.S_IROTH | stat.S_IXOTH)
@@ -285,7 +287,7 @@ def _run(
     slot: slots.Slot | None,
 ) -> RunOutcome:
     uid = slot.uid if slot is not None else NOBODY
-    _prepare_folders(spec, slot.uid if slot is not None and bwrap is None else None)
+    _prepare_folders(spec, slot.uid if slot is not None else None, owns_work=bwrap is None)
     bounds = service.apply_limits(spec.limits)
     if why_unconfined:
         log.warning("running an analysis WITHOUT bubblewrap (%s)", why_unconfined)

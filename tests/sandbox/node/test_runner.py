@@ -281,3 +281,11 @@ def test_an_allowed_unconfined_run_says_which_protections_are_off(run, monkeypat
     notes = [line for stream, line in run.output if stream == "stderr"]
     assert any("not confined by bubblewrap" in line for line in notes)
     assert any("protections OFF" in line and "PID namespace" in line for line in notes)
+
+
+def test_code_written_under_a_private_umask_is_still_readable_by_the_run(run):
+    (run.code / "helper.py").write_text("VALUE = 42\n")
+    (run.code / "helper.py").chmod(0o600)
+    outcome = run("import helper\nprint(helper.VALUE)\n")
+    assert outcome.ok, outcome.failure
+    assert run.printed() == ["42"]
