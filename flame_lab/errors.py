@@ -154,6 +154,12 @@ class AnalysisFailed(FlameLabError):
     default_hint = "Read the node logs with `%flame logs ID` or `flame-lab logs ID`."
 
 
+class ResultNotReady(AnalysisFailed):
+    """The analysis has not finished yet: nothing failed, its result is still to come."""
+
+    default_hint = "Wait for it: `%flame watch ID --wait` (in Python: `run.wait()`)."
+
+
 class PolicyRefused(FlameLabError):
     """A node's disclosure or privacy policy refused to release a result."""
 

@@ -32,6 +32,7 @@ from flame_lab.errors import (
     ImageError,
     KeyFileMissing,
     NotFound,
+    ResultNotReady,
     SandboxError,
     TamperedResult,
 )
@@ -163,6 +164,34 @@ class AnalysisStatus:
             {"nodeName": self.failure[0], "reason": self.failure[1]} if self.failure else None
         )
         return data
+
+    def to_text(self) -> str:
+        """The state as a few lines: overall, then one line per node."""
+        from flame_lab.textsafe import shown
+
+        lines = [f"{shown(self.name, multiline=False)} ({self.analysis_id}): {self.overall}"]
+        lines[0] += f" {self.progress}%"
+        for n in self.nodes:
+            line = (
+                f"  {shown(n.name, multiline=False):<16} {n.approval or 'pending':<9} "
+                f"{n.execution or '-':<10} {n.progress:>3}%"
+            )
+            if n.comment and (n.execution == "failed" or n.approval == "rejected"):
+                last = [x for x in n.comment.splitlines() if x.strip()][-1:] or [""]
+                line += f"  {shown(last[0].strip(), multiline=False)[:160]}"
+            lines.append(line)
+        if self.result_available:
+            lines.append(f"  result ready: %flame result {self.analysis_id}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return self.to_text()
+
+    def _repr_html_(self) -> str:
+        from flame_lab.kernel.render import build_view, render_html
+
+        view = build_view(self, [], federation="", submitted_at=None, now=datetime.now(UTC))
+        return render_html(view)
 
 
 @dataclass(frozen=True)
@@ -624,14 +653,34 @@ class Federation:
 
     # -- following ---------------------------------------------------------------------------
     def attach(self, analysis_id: str) -> Analysis:
-        """An analysis submitted from this account, e.g. after a kernel restart."""
-        record = self.store.load(analysis_id)
+        """An analysis submitted from this account, e.g. after a kernel restart; a unique
+        prefix of its id will do."""
+        record = self.store.load(self.resolve_id(analysis_id))
         if record.hub != self.hub_id:
             raise NotFound(
                 f"analysis {analysis_id} was submitted to {record.hub}, not {self.hub_id}",
                 hint="Connect to that hub first.",
             )
         return Analysis(self, record)
+
+    def resolve_id(self, given: str) -> str:
+        """The full id of this account's analysis whose id is ``given`` or starts with it."""
+        given = given.strip()
+        ids = [r.analysis_id for r in self.store.all(self.hub_id)]
+        if given in ids or len(given) >= 36:
+            return given
+        matches = [i for i in ids if i.startswith(given)] if given else []
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            raise NotFound(
+                f"no analysis of yours on this hub has an id starting with {given!r}",
+                hint="`%flame status` (or `flame-lab status`) lists your analyses.",
+            )
+        raise NotFound(
+            f"{len(matches)} of your analyses have ids starting with {given!r}",
+            hint="Give more characters: " + ", ".join(m[:13] for m in matches[:5]),
+        )
 
     def analyses(self) -> list[Analysis]:
         """This researcher's analyses on this hub, newest first."""
@@ -678,7 +727,15 @@ class Analysis:
                 else every(self._core.find_analysis_nodes, filter={"analysis_id": self.id})
             )
         if analysis is None and not cancelled:
-            raise NotFound(f"the hub no longer knows analysis {self.id}")
+            # cancelled through another handle (`%flame cancel`, the panel): the record says so
+            stored = self.federation.store.load(self.id)
+            if stored.cancelled_at is None:
+                raise NotFound(
+                    f"the hub no longer knows analysis {self.id}",
+                    hint="It was deleted on the hub; its submission record stays here.",
+                )
+            self.record = stored
+            return self.status(advance=advance)
         names = self.record.nodes
         types = {n.id: n.type for n in self.federation._node_names().values()}
         nodes = tuple(
@@ -876,22 +933,33 @@ class Analysis:
         return replace(line, level=level if level in LOG_LEVELS else line.level, message=text)
 
     # -- result -------------------------------------------------------------------------------
-    def result(self, *, identity: Identity | None = None, trusted: Sequence[str] = ()) -> Any:
+    def result(
+        self,
+        *,
+        identity: Identity | None = None,
+        trusted: Sequence[str] = (),
+        as_frame: bool = False,
+    ) -> Any:
         """The final result, fetched, verified, decrypted and decoded here.
 
         A real FLAME node's pickled result is loaded only through flame_lab's allow-list
         (plain data, NumPy, pandas); ``trusted`` adds exact class names for a result you
         trust (e.g. a fitted model). Other pickles come back as bytes, with a warning.
+        ``as_frame=True``: the result as a pandas DataFrame (see flame_lab.frames).
         """
+        if as_frame:
+            from flame_lab.frames import as_frame as to_frame
+
+            return to_frame(self.result(identity=identity, trusted=trusted))
         if self._have_result and not trusted:
             return self._result
         status = self.status()
         if status.overall != "executed":
             if status.done:
                 self.wait(timeout=0)
-            raise AnalysisFailed(
+            raise ResultNotReady(
                 f"analysis {self.id} has no result yet (it is {status.overall})",
-                hint="Wait for it: `run.wait()` or `%flame watch ID`.",
+                hint=f"Wait for it: `%flame watch {self.id} --wait` (in Python: `run.wait()`).",
             )
         blobs = self._fetch_result_files()
         if not blobs:
@@ -964,6 +1032,13 @@ class Analysis:
         return [
             decode_sealed_payload(o.payload, o.header.content_type, trusted=trusted) for o in opened
         ]
+
+    def plot(self, **kwargs: Any) -> Any:
+        """The result's numbers as a bar chart (per node and pooled values); the Axes."""
+        from flame_lab.frames import plot
+
+        kwargs.setdefault("title", self.name)
+        return plot(self.result(), **kwargs)
 
     def monitor(self, *, wait: bool = False) -> None:
         """The live monitor in the current notebook cell (plain text where no widgets render)."""

@@ -13,10 +13,19 @@ from flame_lab.errors import FlameLabError
 from flame_lab.textsafe import shown
 
 
-def _connect(args: argparse.Namespace):
+def _connect(args: argparse.Namespace, *, start: bool = False):
+    """The active federation; a stopped sandbox is started only to submit (and says so)."""
     from flame_lab.federation import connect
 
-    return connect(args.hub) if args.hub else connect()
+    if args.hub:
+        return connect(args.hub)
+    if start:
+        from flame_lab import config
+        from flame_lab.sandbox import daemon
+
+        if config.active_profile().is_sandbox and not daemon.status()["running"]:
+            print("starting the sandbox federation (stop it with `flame-lab sandbox down`)")
+    return connect(start=start)
 
 
 def node_line(status: Any) -> list[str]:
@@ -62,7 +71,7 @@ def log_time(value: Any) -> str:
 def _submit(args: argparse.Namespace) -> int:
     draft = Draft.from_path(Path(args.path))
     nodes = args.nodes.split(",") if args.nodes else None
-    fed = _connect(args)
+    fed = _connect(args, start=True)
     run = fed.submit(draft, nodes=nodes, name=args.name, master_image=args.image)
     print(f"submitted {run.id} to {fed.hub_url}")
     if args.wait:

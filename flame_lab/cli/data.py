@@ -9,7 +9,7 @@ import json
 def _data(args: argparse.Namespace) -> int:
     from flame_lab.federation import connect
 
-    fed = connect(args.hub) if args.hub else connect()
+    fed = connect(args.hub) if args.hub else connect(start=False)
     dictionary = fed.datasets(args.node)
     if args.json:
         print(json.dumps(dictionary.to_dict(), indent=1))

@@ -61,7 +61,9 @@ def cmd_init(args: argparse.Namespace) -> int:
     path = _path(args)
     if path.exists() or path.is_symlink():
         raise KeyFileExists(f"A key file already exists at {path}; it was left untouched.")
-    passphrase = get_passphrase("New passphrase for your identity: ", confirm=True)
+    from flame_lab.newpassphrase import new_passphrase
+
+    passphrase = new_passphrase()
     identity = Identity.generate()
     save_identity(path, identity, passphrase, kdf=args.kdf)
     print(f"Created identity {display(identity.key_id)}")

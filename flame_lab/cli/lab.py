@@ -7,6 +7,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 from flame_lab import config
 from flame_lab.errors import KeyFileMissing
@@ -14,21 +15,24 @@ from flame_lab.errors import KeyFileMissing
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "mean_age.py"
 
 
-def _ensure_identity(interactive: bool) -> None:
+def _ensure_identity(interactive: bool) -> Any:
     """A researcher without a key is offered one (asked for a passphrase, or given one in
-    FLAME_LAB_PASSPHRASE), not an error."""
+    FLAME_LAB_PASSPHRASE), not an error. The new identity is returned (None when one was
+    there), so that nobody is asked for the passphrase they have just chosen."""
     path = config.identity_file()
     if path.exists():
-        return
+        return None
     if not interactive and not os.environ.get("FLAME_LAB_PASSPHRASE"):
         raise KeyFileMissing(f"no flame_lab identity at {path}")
+    from flame_lab.newpassphrase import new_passphrase
     from flame_lab.security.keyid import display
-    from flame_lab.security.keys import Identity, get_passphrase, save_identity
+    from flame_lab.security.keys import Identity, save_identity
 
     print(f"No flame_lab identity yet: creating one at {path}.")
     identity = Identity.generate()
-    save_identity(path, identity, get_passphrase(confirm=True))
+    save_identity(path, identity, new_passphrase())
     print(f"Your key id: {display(identity.key_id)}")
+    return identity
 
 
 def _notebook_dir(given: str | None) -> Path:
@@ -63,15 +67,22 @@ def _demo(args: argparse.Namespace) -> int:
     from flame_lab.cli.analyses import Progress
     from flame_lab.draft import Draft
     from flame_lab.federation import connect
+    from flame_lab.sandbox import daemon
+    from flame_lab.security.keys import get_passphrase, load_identity
 
-    _ensure_identity(sys.stdin.isatty())
+    identity = _ensure_identity(sys.stdin.isatty())
+    if identity is None:  # asked once, used for signing and for opening the result
+        identity = load_identity(config.identity_file(), get_passphrase())
+    was_running = not config.active_profile().is_sandbox or daemon.status()["running"]
     fed = connect()
     print(f"federation {fed.name} at {fed.hub_url}: " + ", ".join(n.name for n in fed.nodes()))
-    run = fed.submit(Draft.from_path(EXAMPLE), name="flame-lab demo: mean age")
+    run = fed.submit(Draft.from_path(EXAMPLE), name="flame-lab demo: mean age", identity=identity)
     print(f"submitted {run.id}")
     run.wait(timeout=args.timeout, on_change=Progress(sys.stdout))
-    result = run.result()
+    result = run.result(identity=identity)
     print(f"decrypted result: mean age {result['mean_age']:.2f} over {result['n']} patients")
+    if not was_running:
+        print("The sandbox federation keeps running; stop it with `flame-lab sandbox down`.")
     return 0
 
 

@@ -19,7 +19,13 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 
 from flame_lab import __version__, config
 from flame_lab.draft import CELL_MAGIC, Draft, Source, parse_cell_header
-from flame_lab.errors import AnalysisFailed, FlameLabError, KeyFileExists, SandboxError
+from flame_lab.errors import (
+    AnalysisFailed,
+    FlameLabError,
+    HubUnreachable,
+    KeyFileExists,
+    SandboxError,
+)
 from flame_lab.textsafe import shown
 
 VERBS = {
@@ -42,7 +48,7 @@ VERBS = {
     "status": ("%flame status [ID]", "your analyses, or one analysis"),
     "watch": ("%flame watch ID [--wait]", "the live monitor of an analysis"),
     "logs": ("%flame logs ID [--node NAME] [--level L]", "every node's log lines"),
-    "result": ("%flame result ID", "decrypt the result (also returned)"),
+    "result": ("%flame result ID [--frame]", "decrypt the result (also returned)"),
     "cancel": ("%flame cancel ID", "stop an analysis"),
     "keys": ("%flame keys [init [--if-missing]]", "your identity key (init creates one)"),
     "approve": ("%flame approve ID --node NAME [--reason TEXT]", "sandbox: as the node's admin"),
@@ -166,7 +172,8 @@ class FlameMagics(Magics):
           %flame watch ID [--wait]    the live monitor (also after a kernel restart)
           %flame logs ID [--node NAME] [--level L]
                                       every node's log lines, merged by time
-          %flame result ID            verify and decrypt the result here; returns it
+          %flame result ID [--frame]  verify and decrypt the result here; returns it
+                                      (--frame: as a pandas DataFrame)
           %flame cancel ID            stop the analysis
           %flame keys                 your key id and key file (how to create one)
           %flame keys init [--if-missing]
@@ -184,7 +191,28 @@ class FlameMagics(Magics):
         handler = getattr(self, f"_verb_{verb}", None)
         if verb not in VERBS or handler is None:
             raise UsageError(f"unknown verb {verb!r} for %flame.\n" + HELP)
+        try:
+            return handler(args)
+        except HubUnreachable:
+            if not self._reconnect():
+                raise
         return handler(args)
+
+    def _reconnect(self) -> bool:
+        """A sandbox that restarted (on a new port) is found again, once, by itself."""
+        fed = self.session.federation
+        if fed is None or not getattr(fed, "is_sandbox", False):
+            return False
+        from flame_lab.federation import connect
+
+        try:
+            self.session.federation = connect(start=False)  # never start one unasked
+        except FlameLabError:
+            return False
+        if self.session.federation.hub_url == fed.hub_url:
+            return False
+        print(f"(The sandbox moved: reconnected to {self.session.federation.hub_url}.)")
+        return True
 
     @staticmethod
     def _split(line: str) -> list[str]:
@@ -198,11 +226,21 @@ class FlameMagics(Magics):
         from flame_lab import localtest
 
         header_line = f"{CELL_MAGIC} {line}".strip()
-        label = f"cell {self.shell.execution_count}" if self.shell else "cell"
+        # while a cell runs, IPython's count is already the next cell's (as ipykernel knows)
+        number = max(1, int(getattr(self.shell, "execution_count", 1) or 1) - 1)
+        label = f"cell [{number}]"
         header = parse_cell_header(header_line)
         origin = f"{header.path} ({label})"
-        localtest.compile_source(Source(header.path, cell, origin, 1))  # the cell's own lines
         draft = self.session.draft
+        try:
+            localtest.compile_source(Source(header.path, cell, origin, 1))  # the cell's own lines
+        except FlameLabError as error:
+            if draft.sources.pop(header.path, None) is not None:  # never a stale version
+                error.hint = (
+                    f"The earlier version of {header.path} was taken out of the draft. "
+                    + (error.hint or "Fix the cell and run it again.")
+                )
+            raise
         draft.add_cell(header_line, cell, origin=origin)
         source = draft.sources[header.path]
         self._install_finder()
@@ -388,9 +426,14 @@ class FlameMagics(Magics):
 
         parser = _parser("result")
         _analysis_id(parser)
+        parser.add_argument("--frame", action="store_true")
         ns = parser.parse_args(args)
         analysis = self.session.connected().attach(ns.analysis_id)
         value = analysis.result()
+        if ns.frame:
+            from flame_lab.frames import as_frame
+
+            value = as_frame(value)
         name = result_variable(analysis.id)
         self.shell.user_ns[name] = value
         self._provenance_result(analysis, name)
@@ -408,7 +451,6 @@ class FlameMagics(Magics):
         from flame_lab.security.keyid import display
         from flame_lab.security.keys import (
             Identity,
-            get_passphrase,
             read_public,
             save_identity,
         )
@@ -423,7 +465,9 @@ class FlameMagics(Magics):
         if ns.action == "init":
             if path.exists() or path.is_symlink():
                 raise KeyFileExists(f"a key file already exists at {path}; it was left untouched")
-            passphrase = get_passphrase("New passphrase for your identity: ", confirm=True)
+            from flame_lab.newpassphrase import new_passphrase
+
+            passphrase = new_passphrase()
             identity = Identity.generate()
             save_identity(path, identity, passphrase)
             print(f"Created identity {display(identity.key_id)}\nKey file: {path}")

@@ -35,6 +35,22 @@ OVERALL_COLOURS = {
     "cancelled": "#757575",
 }
 MAX_LOG_ROWS = 200
+#: Node execution states in which a node works: without progress reports its bar is indeterminate.
+WORKING = frozenset({"starting", "started", "running", "executing"})
+FINAL_WORDS = {
+    "executed": ("\u2714", "executed"),
+    "failed": ("\u2716", "failed"),
+    "rejected": ("\u2716", "rejected"),
+    "cancelled": ("\u25a0", "cancelled"),
+}
+COLUMNS = (
+    ("node", "14em"),
+    ("approval", "7em"),
+    ("execution", "7em"),
+    ("progress", "10em"),
+    ("in state", "7em"),
+    ("last log", ""),
+)
 
 
 @dataclass(frozen=True)
@@ -50,6 +66,15 @@ class NodeRow:
     in_state: str
     failed: bool
     reason: str | None
+    working: bool = False  # executing without having reported progress: indeterminate
+
+    @property
+    def reason_line(self) -> str:
+        """A failure in one readable line: a traceback's last line (the exception), cut."""
+        if not self.reason:
+            return ""
+        lines = [ln.strip() for ln in str(self.reason).splitlines() if ln.strip()]
+        return _cut(lines[-1] if lines else "", 160)
 
 
 @dataclass(frozen=True)
@@ -80,10 +105,25 @@ class MonitorView:
     result_available: bool
     failure: str | None
     problem: str | None = None  # the last polling error, if the hub could not be read
+    log_total: int = 0  # log lines read in all (the view keeps the last MAX_LOG_ROWS)
 
     @property
     def colour(self) -> str:
         return OVERALL_COLOURS.get(self.overall, "inherit")
+
+    @property
+    def final_line(self) -> str:
+        """The end in one line: executed, failed where and why, rejected, cancelled."""
+        if not self.done:
+            return ""
+        mark, word = FINAL_WORDS.get(self.overall, ("", self.overall))
+        text = f"{mark} {word.capitalize()} after {self.elapsed}"
+        if self.failure:
+            lines = [ln.strip() for ln in self.failure.splitlines() if ln.strip()]
+            text += f": {lines[-1] if lines else ''}"
+        if self.result_available:
+            text += f"; result ready: %flame result {self.analysis_id}"
+        return _cut(text, 240)
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -168,17 +208,20 @@ def build_view(
         failed = failed or (failed_node == node.name and status.overall in ("failed", "rejected"))
         own = status.failure[1] if status.failure and failed_node == node.name else None
         reason = node.comment or own
+        execution = node.execution or "-"
+        progress = max(0, min(100, int(node.progress or 0)))
         rows.append(
             NodeRow(
                 node_id=node.node_id,
                 name=node.name,
                 approval=node.approval or "pending",
-                execution=node.execution or "-",
-                progress=max(0, min(100, int(node.progress or 0))),
+                execution=execution,
+                progress=progress,
                 last_log=last_by_node.get(node.node_id, ""),
                 in_state=duration(in_state[node.node_id]) if node.node_id in in_state else "",
                 failed=failed,
                 reason=reason if failed else None,
+                working=execution in WORKING and progress == 0 and not status.done,
             )
         )
     log_rows = tuple(
@@ -199,6 +242,7 @@ def build_view(
         result_available=status.result_available,
         failure=failure,
         problem=problem,
+        log_total=len(logs),
     )
 
 
@@ -234,7 +278,7 @@ def render_text(view: MonitorView, *, log_rows: int = 10) -> str:
             f"{node.progress:>3}% {node.in_state:>10}  {_cut(node.last_log, 50)}"
         )
         if node.reason:
-            lines.append(f"    FAILED: {_cut(node.reason, 200)}")
+            lines.append(f"    FAILED: {node.reason_line}")
     if view.logs and log_rows:
         lines.append("  log:")
         for row in view.logs[-log_rows:]:
@@ -242,8 +286,8 @@ def render_text(view: MonitorView, *, log_rows: int = 10) -> str:
                 f"    {row.time} {_cut(row.node, 20)} {_cut(row.level, 8)}: "
                 f"{_cut(row.message, 120)}"
             )
-    if view.result_available:
-        lines.append(f"  result ready: %flame result {view.analysis_id}")
+    if view.done:
+        lines.append(f"  {view.final_line}")
     return "\n".join(lines)
 
 
@@ -251,6 +295,18 @@ def render_text(view: MonitorView, *, log_rows: int = 10) -> str:
 def esc(value: Any) -> str:
     """HTML-escaped, with control and bidi characters made visible (see textsafe)."""
     return html.escape(shown(value), quote=True)
+
+
+def final_html(view: MonitorView) -> str:
+    """The end state as a coloured banner (empty while the analysis runs)."""
+    if not view.done:
+        return ""
+    background = {"executed": "#e8f5e9", "cancelled": "#eeeeee"}.get(view.overall, "#ffebee")
+    return (
+        f'<div class="flame-final flame-final-{esc(view.overall)}" style="margin:4px 0;'
+        f"padding:4px 8px;border-left:4px solid {view.colour};background:{background};"
+        f'color:{view.colour}"><b>{esc(view.final_line)}</b></div>'
+    )
 
 
 def header_html(view: MonitorView) -> str:
@@ -262,8 +318,14 @@ def header_html(view: MonitorView) -> str:
     return (
         f"<div><b>{esc(view.name)}</b> <code>{esc(view.analysis_id)}</code> on "
         f"<i>{esc(view.federation)}</i> &middot; {esc(view.elapsed)} &middot; "
-        f'<b style="color:{view.colour}">{esc(view.overall)}</b> {view.progress}%</div>{problem}'
+        f'<b style="color:{view.colour}">{esc(view.overall)}</b> {view.progress}%</div>'
+        f"{problem}{final_html(view)}"
     )
+
+
+def columns_html(name: str) -> str:
+    """A column header of the node rows."""
+    return f'<b style="color:#616161">{esc(name)}</b>'
 
 
 def status_html(text: str, failed: bool) -> str:
@@ -271,33 +333,71 @@ def status_html(text: str, failed: bool) -> str:
     return f'<span style="color:{colour}">{esc(text)}</span>'
 
 
+def progress_html(row: NodeRow) -> str:
+    """A bar: indeterminate (no value) while a node works without reporting progress."""
+    colour = "#c62828" if row.failed else ("#2e7d32" if row.progress == 100 else "#1565c0")
+    style = f"width:7em;accent-color:{colour};vertical-align:middle"
+    if row.working:
+        return (
+            f'<progress class="flame-working" max="100" style="{style}" '
+            'title="working, no progress reported"></progress> &hellip;'
+        )
+    return f'<progress max="100" value="{row.progress}" style="{style}"></progress> {row.progress}%'
+
+
 def reason_html(row: NodeRow) -> str:
+    """A failure as one red line; the whole text (a traceback) one click away."""
     if not row.reason:
         return ""
-    return f'<span style="color:#c62828">{esc(row.reason)}</span>'
+    if row.reason_line == " ".join(str(row.reason).split()):
+        return f'<span style="color:#c62828">{esc(row.reason_line)}</span>'
+    return (
+        f'<details style="color:#c62828"><summary>{esc(row.reason_line)}</summary>'
+        f'<pre style="white-space:pre-wrap;max-height:20em;overflow:auto">{esc(row.reason)}</pre>'
+        "</details>"
+    )
 
 
-def logs_html(rows: Iterable[LogRow]) -> str:
+LOG_BOX = (
+    "margin:0;max-height:24em;overflow:auto;white-space:pre-wrap;font-family:monospace;"
+    "line-height:1.3"
+)
+
+
+def logs_html(rows: Iterable[LogRow], total: int | None = None) -> str:
+    """The merged log, one line per row in one scrolled box (the last MAX_LOG_ROWS)."""
+    rows = list(rows)
     items = [
-        f'<div style="color:{row.colour};font-family:monospace;white-space:pre-wrap">'
-        f"{esc(row.time)} [{esc(row.node)}] {esc(row.level)}: {esc(row.message)}</div>"
+        f'<span style="color:{row.colour}">{esc(row.time)} [{esc(row.node)}] {esc(row.level)}: '
+        f"{esc(str(row.message).rstrip())}</span>"
         for row in rows
     ]
-    return "".join(items) or "<i>no log lines yet</i>"
+    if not items:
+        return "<i>no log lines yet</i>"
+    more = ""
+    if total is not None and total > len(rows):
+        more = (
+            f"<div><i>the last {len(rows)} of {total} lines; all of them: "
+            "<code>%flame logs ID</code></i></div>"
+        )
+    return f'{more}<pre class="flame-log" style="{LOG_BOX}">' + "\n".join(items) + "</pre>"
 
 
 def render_html(view: MonitorView) -> str:
-    """A static HTML snapshot of the monitor (where widgets do not render)."""
+    """A static HTML snapshot of the monitor (saved notebooks, no widget frontend)."""
+    head = "".join(f"<th style='text-align:left'>{esc(name)}</th>" for name, _ in COLUMNS)
     rows = "".join(
-        f"<tr><td>{esc(n.name)}</td><td>{status_html(n.approval, n.approval == 'rejected')}</td>"
-        f"<td>{status_html(n.execution, n.failed)}</td><td>{n.progress}%</td>"
-        f"<td>{esc(n.last_log)}</td><td>{esc(n.in_state)}</td><td>{reason_html(n)}</td></tr>"
+        f"<tr><td><b>{esc(n.name)}</b></td>"
+        f"<td>{status_html(n.approval, n.approval == 'rejected')}</td>"
+        f"<td>{status_html(n.execution, n.failed)}</td><td>{progress_html(n)}</td>"
+        f"<td>{esc(n.in_state)}</td><td><code>{esc(_cut(n.last_log, 120))}</code>"
+        f"{reason_html(n)}</td></tr>"
         for n in view.nodes
     )
     return (
-        f"{header_html(view)}<table><tr><th>node</th><th>approval</th><th>execution</th>"
-        f"<th>progress</th><th>last log</th><th>in state</th><th></th></tr>{rows}</table>"
-        f"<details><summary>log</summary>{logs_html(view.logs)}</details>"
+        f'<div class="flame-monitor">{header_html(view)}<table><tr>{head}</tr>{rows}</table>'
+        f"<details><summary>Log (all nodes)</summary>{logs_html(view.logs, view.log_total)}"
+        "</details></div>"
     )
 
 

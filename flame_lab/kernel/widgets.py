@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from flame_lab.errors import FlameLabError
+from flame_lab.errors import FlameLabError, NotFound
 from flame_lab.kernel import render
 
 DEFAULT_INTERVAL = 1.0
@@ -37,12 +37,13 @@ class _NodeWidgets:
     """The widgets of one node row."""
 
     def __init__(self, w: Any) -> None:
-        self.name = w.HTML(layout=w.Layout(width="14em"))
-        self.approval = w.HTML(layout=w.Layout(width="7em"))
-        self.execution = w.HTML(layout=w.Layout(width="7em"))
-        self.bar = w.IntProgress(min=0, max=100, layout=w.Layout(width="10em"))
-        self.in_state = w.HTML(layout=w.Layout(width="7em"))
-        self.last_log = w.HTML(layout=w.Layout(flex="1"))
+        widths = [width for _, width in render.COLUMNS]
+        self.name = w.HTML(layout=w.Layout(width=widths[0]))
+        self.approval = w.HTML(layout=w.Layout(width=widths[1]))
+        self.execution = w.HTML(layout=w.Layout(width=widths[2]))
+        self.bar = w.HTML(layout=w.Layout(width=widths[3]))
+        self.in_state = w.HTML(layout=w.Layout(width=widths[4]))
+        self.last_log = w.HTML(layout=w.Layout(flex="1", overflow="hidden"))
         self.reason = w.HTML()
         self.box = w.VBox(
             [
@@ -76,10 +77,14 @@ class _NodeWidgets:
         self.name.value = f"<b>{render.esc(row.name)}</b>"
         self.approval.value = render.status_html(row.approval, row.approval == "rejected")
         self.execution.value = render.status_html(row.execution, row.failed)
-        self.bar.value = row.progress
-        self.bar.bar_style = "danger" if row.failed else ("success" if row.progress == 100 else "")
+        self.bar.value = render.progress_html(row)
         self.in_state.value = render.esc(row.in_state)
-        self.last_log.value = f"<code>{render.esc(row.last_log)}</code>" if row.last_log else ""
+        last = render._cut(row.last_log, 120)
+        self.last_log.value = (
+            f'<code style="white-space:nowrap" title="{render.esc(last)}">{render.esc(last)}</code>'
+            if row.last_log
+            else ""
+        )
         self.reason.value = render.reason_html(row)
 
 
@@ -108,8 +113,17 @@ class Monitor:
         self.result: Any = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.gone = False  # the hub no longer knows the analysis
         self.header = w.HTML()
+        self.columns = w.HBox(
+            [
+                w.HTML(render.columns_html(name), layout=w.Layout(width=width or None))
+                for name, width in render.COLUMNS
+            ]
+        )
         self.node_box = w.VBox()
+        self.handle: Any = None  # the display showing this monitor (replaced by HTML at the end)
+        self.action: Any = None  # a display below it, where the Decrypt button appears
         self.rows: dict[str, _NodeWidgets] = {}
         self.log_html = w.HTML()
         self.log_view = w.Accordion(children=[self.log_html], selected_index=None)
@@ -118,7 +132,9 @@ class Monitor:
         self.button.on_click(self.decrypt)
         self.preview = w.HTML()
         self.result_box = w.VBox([self.button, self.preview], layout=w.Layout(display="none"))
-        self.widget = w.VBox([self.header, self.node_box, self.log_view, self.result_box])
+        self.widget = w.VBox(
+            [self.header, self.columns, self.node_box, self.log_view, self.result_box]
+        )
 
     # -- drawing -----------------------------------------------------------------------------
     @property
@@ -162,7 +178,7 @@ class Monitor:
             self.header.value = render.header_html(view)
             for row in view.nodes:
                 self.rows[row.node_id].apply(row)
-            self.log_html.value = render.logs_html(view.logs)
+            self.log_html.value = render.logs_html(view.logs, view.log_total)
             if view.result_available:
                 self.result_box.layout.display = "flex"
         if new:
@@ -188,7 +204,30 @@ class Monitor:
             f"<div>Decrypted into <code>{render.esc(name)}</code>:</div>"
             + render.preview_html(value)
         )
+        if self.action is not None:  # the button's place keeps the preview, as static HTML
+            self.action.update(
+                {"text/html": self.preview.value, "text/plain": f"Decrypted into {name}"},
+                raw=True,
+            )
         return value
+
+    # -- the end -------------------------------------------------------------------------------
+    def static_bundle(self) -> dict[str, str]:
+        """The monitor as text and HTML only: what a saved notebook keeps, with no widget."""
+        assert self.view is not None
+        return {
+            "text/plain": render.render_text(self.view),
+            "text/html": render.render_html(self.view),
+        }
+
+    def finish(self) -> None:
+        """At a final state: the display becomes static HTML (it survives saving and kernel
+        restarts; a widget would show "model not found"), and a Decrypt button appears below."""
+        if self.handle is None or self.view is None:
+            return
+        self.handle.update(self.static_bundle(), raw=True)
+        if self.action is not None and self.view.result_available:
+            self.action.update(self.result_box)
 
     # -- polling -----------------------------------------------------------------------------
     def poll_once(self) -> Any:
@@ -196,6 +235,10 @@ class Monitor:
         try:
             status = self.analysis.status()
             logs = self.analysis.logs()
+        except NotFound as error:  # gone from the hub: nothing more will change
+            self.show_problem(_problem_text(error))
+            self.gone = True
+            return None
         except FlameLabError as error:
             self.show_problem(_problem_text(error))
             return None
@@ -208,6 +251,7 @@ class Monitor:
         """Draw now (unless drawn already), then poll in a daemon thread until done or closed."""
         view = self.view if self.view is not None else self.poll_once()
         if view is not None and view.done:
+            self.finish()
             return self
         self._thread = threading.Thread(
             target=self._run, name=f"flame-monitor-{self.analysis.id}", daemon=True
@@ -223,11 +267,14 @@ class Monitor:
             if self.closed:
                 return
             view = self.poll_once()
+            if self.gone:
+                return
             if view is None:
                 delay = min(delay * 2, MAX_BACKOFF)
                 continue
             delay = self.interval
             if view.done:
+                self.finish()
                 return
 
     @property
@@ -364,12 +411,11 @@ def show_monitor(
     namespace = shell.user_ns if shell is not None else None
     monitor = Monitor(analysis, federation=name, namespace=namespace, interval=interval)
     monitor.poll_once()
-    handle = display(monitor, display_id=True)
+    monitor.handle = display(monitor, display_id=True)
+    monitor.action = display({"text/plain": ""}, raw=True, display_id=True)
     monitor.start()
     if wait:
         monitor.join()
-        if handle is not None:
-            handle.update(monitor)  # the saved snapshot (text, HTML) shows the end, too
     return monitor
 
 

@@ -96,12 +96,16 @@ def test_init_refuses_to_overwrite_an_existing_identity(existing, passphrase, ca
     assert path.read_bytes() == before
 
 
-def test_init_refuses_mismatched_passphrases(monkeypatch, tmp_path, capsys):
-    answers = iter(["one", "two"])
+def test_init_asks_again_after_mismatched_or_short_passphrases_then_gives_up(
+    monkeypatch, tmp_path, capsys
+):
+    answers = iter(["abc", "long one here", "long one h3re", "long one here", "not it at all"])
     monkeypatch.setattr(getpass, "getpass", lambda prompt="": next(answers))
     path = tmp_path / "mine" / "id.json"
     assert main(["keys", "init", "--path", str(path)]) == 1
-    assert "differ" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "at least 8 characters" in captured.out and captured.out.count("differ") == 2
+    assert "after 3 tries" in captured.err
     assert not path.exists()
 
 

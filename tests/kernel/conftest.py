@@ -148,8 +148,10 @@ def node(name: str, approval=None, execution=None, progress=0, comment=None, kin
     return NodeState(f"id-{name}", name, kind, approval, execution, progress, comment)
 
 
-def status(nodes: tuple[NodeState, ...], name="mean age", analysis_id="an-1") -> AnalysisStatus:
-    overall, failure = overall_status(nodes, None, False)
+def status(
+    nodes: tuple[NodeState, ...], name="mean age", analysis_id="an-1", cancelled=False
+) -> AnalysisStatus:
+    overall, failure = overall_status(nodes, None, cancelled)
     progress = round(sum(n.progress for n in nodes) / len(nodes))
     return AnalysisStatus(
         analysis_id,

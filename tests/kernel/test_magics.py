@@ -228,3 +228,12 @@ def test_approve_and_reject_refuse_to_act_on_a_real_hub(shell):
         ran = run(shell, f"%flame {verb} an-1 --node uk-aachen")
         assert f"SandboxError: `%flame {verb}` acts as a sandbox node's admin" in ran.stdout
         assert "Hint: On a real hub the node's own admin decides" in ran.stdout
+
+
+def test_a_broken_cell_takes_its_earlier_version_out_of_the_draft_and_names_its_cell(shell):
+    assert run(shell, "%%flame\nx = 1\n").error is None
+    number = shell.execution_count
+    ran = run(shell, "%%flame\nx = (\n")
+    assert f"analysis.py (cell [{number}])" in ran.stdout  # the number the notebook shows
+    assert "earlier version of analysis.py was taken out of the draft" in ran.stdout
+    assert "analysis.py" not in magics_of(shell).session.draft.sources

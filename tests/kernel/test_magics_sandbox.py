@@ -122,8 +122,8 @@ def test_cancel_stops_an_analysis_that_waits_for_approval(fed_shell):
 def test_unknown_ids_and_nodes_are_short_errors_with_hints(fed_shell):
     ran = run(fed_shell, "%flame result no-such-analysis")
     assert isinstance(ran.error, NotFound)
-    assert "NotFound: no submission record for analysis no-such-analysis" in ran.stdout
-    assert "Hint: Only analyses submitted from this account" in ran.stdout
+    assert "NotFound: no analysis of yours on this hub has an id starting with" in ran.stdout
+    assert "Hint: `%flame status` (or `flame-lab status`) lists your analyses." in ran.stdout
     bad = run(fed_shell, "%flame submit --nodes atlantis")
     assert "Traceback" not in bad.stdout and "Hint:" in bad.stdout
     assert "Traceback" not in ran.stdout
@@ -141,3 +141,29 @@ def test_flame_data_shows_the_data_dictionary(shell, sandbox, monkeypatch):
     assert ran.error is None, ran.stdout
     shown = "".join(str(o.data) for o in ran.outputs)
     assert "patients.csv" in shown and "ICD-10-GM" in shown and "uk-koeln" not in shown
+
+
+def test_ids_by_prefix_results_as_frames_and_a_readable_status(fed_shell):
+    analysis_id = submit(fed_shell, "--nodes uk-aachen,aggregator --wait")
+    prefix = analysis_id[:8]
+    opened = run(fed_shell, f"%flame result {prefix} --frame")
+    assert opened.error is None, opened.stdout
+    frame = opened.result.result
+    assert list(frame.columns) == ["value"] and len(frame) == 1
+    status = fed_shell.user_ns["_flame"].status()
+    assert repr(status).startswith(f"{status.name} ({analysis_id}): executed 100%")
+    assert "uk-aachen" in repr(status) and "<table>" in status._repr_html_()
+    missing = run(fed_shell, "%flame status zzzz")
+    assert isinstance(missing.error, NotFound) and "starting with 'zzzz'" in missing.error.message
+
+
+def test_a_result_asked_for_too_early_says_so_and_how_to_wait(fed_shell):
+    from flame_lab.errors import ResultNotReady
+
+    analysis_id = submit(fed_shell, f"--nodes {MANUAL_NODE},aggregator")
+    early = run(fed_shell, f"%flame result {analysis_id}")
+    assert isinstance(early.error, ResultNotReady)
+    assert f"%flame watch {analysis_id} --wait" in early.error.hint
+    assert run(fed_shell, f"%flame cancel {analysis_id}").error is None
+    status = fed_shell.user_ns["_flame"].status()  # the older handle learns of the cancel
+    assert status.overall == "cancelled"

@@ -14,6 +14,12 @@ from tests.kernel.conftest import FakeAnalysis, log, node, status
 HOSTILE = "<img src=x onerror=alert(1)>"
 
 
+def bar(row) -> int | None:
+    """The bar's value, or None while it is indeterminate (working, no progress reported)."""
+    found = re.search(r'<progress[^>]*value="(\d+)"', row.bar.value)
+    return int(found.group(1)) if found else None
+
+
 def running_script():
     pending = status((node("uk-aachen"), node("aggregator", "approved", kind="aggregator")))
     running = status(
@@ -41,20 +47,26 @@ def test_each_polled_update_sets_the_header_rows_bars_and_log():
 
     monitor.poll_once()
     assert "pending" in monitor.header.value
-    assert [r.bar.value for r in monitor.rows.values()] == [0, 0]
+    assert [bar(r) for r in monitor.rows.values()] == [0, 0]
+    assert "node" in monitor.columns.children[0].value
+    assert "last log" in monitor.columns.children[-1].value
     assert monitor.result_box.layout.display == "none"
     assert len(monitor.node_box.children) == 2
 
     monitor.poll_once()
     aachen = monitor.rows["id-uk-aachen"]
     assert "running" in monitor.header.value
-    assert aachen.bar.value == 50 and "executing" in aachen.execution.value
+    assert bar(aachen) == 50 and "executing" in aachen.execution.value
+    assert bar(monitor.rows["id-aggregator"]) is None  # executing, nothing reported yet
     assert "Analyzer started" in aachen.last_log.value
     assert "Analyzer started" in monitor.log_html.value
 
     view = monitor.poll_once()
     assert view.done and "executed" in monitor.header.value
-    assert aachen.bar.value == 100 and aachen.bar.bar_style == "success"
+    assert bar(aachen) == 100 and "#2e7d32" in aachen.bar.value
+    assert (
+        "Executed after" in monitor.header.value and "flame-final-executed" in monitor.header.value
+    )
     assert monitor.result_box.layout.display == "flex"
     assert "sealed 1 result" in monitor.rows["id-aggregator"].last_log.value
 
@@ -70,7 +82,7 @@ def test_a_failed_node_shows_its_reason_in_red_at_its_row():
     view = monitor.poll_once()
     row = monitor.rows["id-uk-aachen"]
     assert view.overall == "failed" and view.done
-    assert row.bar.bar_style == "danger"
+    assert "#c62828" in row.bar.value
     assert "#c62828" in row.reason.value and "PolicyRefused: row-level data" in row.reason.value
     assert monitor.rows["id-aggregator"].reason.value == ""
     assert monitor.result_box.layout.display == "none"
@@ -180,3 +192,75 @@ def test_no_kernel_means_no_widget_frontend(shell):
 def test_the_analysis_monitor_hook_shows_text_outside_a_kernel_and_returns_nothing(capsys):
     assert widgets.monitor(FakeAnalysis(running_script())) is None
     assert "mean age (an-1) on sandbox: PENDING 0%" in capsys.readouterr().out
+
+
+TRACEBACK = """Traceback (most recent call last):
+  File "analysis.py", line 12, in analysis_method
+    return 1 / 0
+ZeroDivisionError: division by zero"""
+
+
+def test_a_failure_is_one_line_with_the_traceback_one_click_away():
+    failed = status((node("uk-aachen", "approved", "failed", 20, comment=TRACEBACK),))
+    monitor = widgets.Monitor(FakeAnalysis([(failed, [])]))
+    view = monitor.poll_once()
+    reason = monitor.rows["id-uk-aachen"].reason.value
+    assert "<summary>ZeroDivisionError: division by zero</summary>" in reason
+    assert "return 1 / 0" in reason.split("</summary>")[1]  # the whole traceback, folded
+    assert view.final_line.startswith("\u2716 Failed after")
+    assert view.final_line.endswith("ZeroDivisionError: division by zero")
+    text = widgets.render.render_text(view)
+    assert "FAILED: ZeroDivisionError: division by zero" in text and "line 12" not in text
+
+
+def test_the_log_view_is_one_scrolled_block_of_the_last_lines():
+    many = [log("uk-aachen", f"line {i}\n") for i in range(500)]
+    st = status((node("uk-aachen", "approved", "executing", 10),))
+    monitor = widgets.Monitor(FakeAnalysis([(st, many)]))
+    monitor.poll_once()
+    html = monitor.log_html.value
+    assert html.count("<pre") == 1 and "max-height" in html and "\n\n" not in html
+    assert "line 499" in html and "line 299" not in html
+    assert "the last 200 of 500 lines" in html
+
+
+class Handle:
+    def __init__(self):
+        self.updates: list = []
+
+    def update(self, obj, raw=False):
+        self.updates.append(obj)
+
+
+def test_at_the_end_the_display_becomes_static_html_and_the_button_appears_below():
+    analysis = FakeAnalysis(running_script()[2:], result={"mean_age": 50.2})
+    monitor = widgets.Monitor(analysis, namespace={})
+    monitor.handle, monitor.action = Handle(), Handle()
+    monitor.start()
+    final = monitor.handle.updates[-1]
+    assert set(final) == {"text/plain", "text/html"}  # no widget: survives a kernel restart
+    assert "flame-final-executed" in final["text/html"] and "<th" in final["text/html"]
+    assert monitor.action.updates == [monitor.result_box]
+    monitor.decrypt()
+    assert "50.2" in monitor.action.updates[-1]["text/html"]
+
+
+def test_a_cancelled_analysis_ends_in_a_grey_final_state():
+    cancelled = status((node("uk-aachen", "approved", "executing", 30),), cancelled=True)
+    monitor = widgets.Monitor(FakeAnalysis([(cancelled, [])]))
+    view = monitor.poll_once()
+    assert view.done and view.final_line.startswith("\u25a0 Cancelled")
+    assert "flame-final-cancelled" in monitor.header.value
+
+
+def test_an_analysis_gone_from_the_hub_stops_the_poller_with_the_reason():
+    from flame_lab.errors import NotFound
+
+    analysis = FakeAnalysis(running_script())
+    monitor = widgets.Monitor(analysis, interval=0.01)
+    monitor.poll_once()
+    analysis.errors.append(NotFound("the hub no longer knows analysis an-1"))
+    monitor.start()
+    monitor.join(timeout=10)
+    assert not monitor.running and monitor.gone
+    assert "no longer knows" in monitor.header.value
