@@ -50,7 +50,7 @@ from flame_lab.hubclient import (
 from flame_lab.images.catalog import DEFAULT_IMAGE
 from flame_lab.records import SubmissionRecord, SubmissionStore
 from flame_lab.security import bundle as bundles
-from flame_lab.security import envelope
+from flame_lab.security import envelope, selfseal
 from flame_lab.security.keys import (
     PASSPHRASE_ENV,
     Identity,
@@ -468,16 +468,24 @@ class Federation:
         *,
         identity: Identity | None = None,
         master_image: str | None = None,
+        sealed: bool = False,
     ) -> Analysis:
         """Create the analysis, sign the draft for it, upload the code and lock it.
 
         The analysis comes first: the signed manifest names its id, project, nodes and hub,
         so that no node runs this code in any other analysis. ``master_image`` (a virtual
-        path such as ``python/ml``; default ``python/base``) is the image the nodes run the
-        analysis in: a draft importing what it lacks is refused here.
+        path such as ``python/ml``) is the image the nodes run the analysis in: a draft
+        importing what it lacks is refused here; by default ``python/base``, or the first
+        offered image that has what the draft imports. ``sealed=True``: the analysis's own
+        aggregator seals the result to the recipients before the SDK stores it
+        (flame_lab.security.selfseal), for hubs whose nodes store results as written; the
+        image must hold flame_lab (deploy/master-image/).
         """
-        image_id, image_path, offered = self._master_image(master_image)
-        draft.check(image=image_path, offered=offered)
+        image_id, image_path = self._choose_image(draft, master_image, sealed)
+        files, entrypoint = draft.files, draft.entrypoint
+        if sealed:
+            _check_sealable(draft, image_path)
+            files, entrypoint = selfseal.wrap(files, entrypoint)
         identity = identity or researcher_identity()
         self.trust_in_sandbox()
         chosen = self._choose_nodes(nodes)
@@ -496,9 +504,7 @@ class Federation:
             binding = bundles.Binding(
                 analysis_id, str(self.project_id), tuple(n.id for n in chosen), self.hub_identity
             )
-            signed = bundles.build(
-                draft.files, draft.entrypoint, identity, everyone, binding=binding
-            )
+            signed = bundles.build(files, entrypoint, identity, everyone, binding=binding)
         except FlameLabError:
             with self._call("remove the half-created analysis"):
                 self.core.delete_analysis(analysis_id)
@@ -520,14 +526,16 @@ class Federation:
                 i: k.to_dict() for i, k in self.node_keys.items() if i in {n.id for n in chosen}
             },
             submitted_at=_now(),
-            entrypoint=draft.entrypoint,
+            entrypoint=entrypoint,
             master_image=image_path,
-            files=sorted(draft.files),
-            sealed=self.is_sandbox or aggregator.id in self.node_keys,
+            files=sorted(files),
+            # sealed=True: the analysis seals; a node may seal on top, but need not
+            sealed=not sealed and (self.is_sandbox or aggregator.id in self.node_keys),
+            analysis_sealed=sealed,
         )
         self.store.save(record)
         try:
-            self._configure(analysis_id, chosen, signed, draft.entrypoint)
+            self._configure(analysis_id, chosen, signed, entrypoint)
         except FlameLabError:
             with self._call("remove the half-created analysis"):
                 self.core.delete_analysis(analysis_id)
@@ -536,21 +544,42 @@ class Federation:
             raise
         return Analysis(self, record)
 
+    def _choose_image(self, draft: Draft, wanted: str | None, sealed: bool) -> tuple[str, str]:
+        """(id, virtual path) of the image to run the draft in, after checking it fits."""
+        offered = self.master_images()
+        wanted = wanted or (selfseal.SEALING_IMAGE if sealed else None)
+        image_path = self._image_path(wanted, offered)
+        try:
+            draft.check(image=image_path, offered=offered)
+        except ImageError as refused:
+            if wanted is not None:
+                raise
+            # python/base by default; a draft it cannot run goes to the first image that can
+            fits = draft.check(offered=offered).fitting
+            if not fits:
+                raise
+            warnings.warn(
+                f"{refused.message}; submitting it to run in {fits[0]}, which has everything it "
+                f"imports (choose with master_image= or --image)",
+                stacklevel=3,
+            )
+            image_path = fits[0]
+        return offered[image_path], image_path
+
     def master_images(self) -> dict[str, str]:
         """The hub's master images: virtual path -> id."""
         with self._call("list the hub's master images"):
             found = every(self.core.find_master_images)
         return {str(image.virtual_path): str(image.id) for image in found}
 
-    def _master_image(self, wanted: str | None) -> tuple[str, str, list[str]]:
-        """(id, virtual path, every path offered) of the chosen image; refuses unknown names."""
-        offered = self.master_images()
+    def _image_path(self, wanted: str | None, offered: dict[str, str]) -> str:
+        """The virtual path of the wanted image (path, id or unique last part) on this hub."""
         if not offered:
             raise ImageError(
                 "the hub offers no master image", hint="Ask the hub's admins to sync them."
             )
         if wanted is None:
-            wanted = DEFAULT_IMAGE if DEFAULT_IMAGE in offered else sorted(offered)[0]
+            return DEFAULT_IMAGE if DEFAULT_IMAGE in offered else sorted(offered)[0]
         name = wanted.strip().strip("/")
         by_id = {i: p for p, i in offered.items()}
         path = name if name in offered else by_id.get(name)
@@ -562,7 +591,7 @@ class Federation:
                 f"the hub offers no master image {wanted!r}",
                 hint="It offers: " + ", ".join(sorted(offered)),
             )
-        return offered[path], path, sorted(offered)
+        return path
 
     def _choose_nodes(self, names: Iterable[str] | None) -> list[NodeInfo]:
         known = self.nodes()
@@ -983,6 +1012,8 @@ class Analysis:
         self, blobs: list[tuple[str, bytes]], identity: Identity, trusted: tuple[str, ...] = ()
     ) -> list[Any]:
         record = self.record
+        if record.analysis_sealed:
+            return self._open_analysis_sealed(blobs, identity, trusted)
         if not record.sealed:
             if any(data.startswith(envelope.MAGIC) for _, data in blobs):
                 raise TamperedResult(
@@ -1040,6 +1071,65 @@ class Analysis:
         kwargs.setdefault("title", self.name)
         return plot(self.result(), **kwargs)
 
+    def _open_analysis_sealed(
+        self, blobs: list[tuple[str, bytes]], identity: Identity, trusted: tuple[str, ...]
+    ) -> list:
+        """Results the analysis sealed (submitted with sealed=True), perhaps sealed again by a
+        node: a node's layer must verify against its pinned key; the analysis's layer has no
+        authenticated origin (see selfseal.py), everything else of it is checked."""
+        record = self.record
+        guard = SqliteReplayGuard(config.data_dir() / "opened-results.sqlite")
+        nodes = {
+            node_id: NodePublicIdentity.from_dict(key)
+            for node_id, key in record.node_keys.items()
+            if node_id == record.aggregator_id
+        }
+        facts = {
+            "analysis_id": record.analysis_id,
+            "bundle_hash": record.bundle_hash,
+            "run_nonce": record.run_nonce,
+            "recipient_ids": frozenset(record.recipients),
+        }
+        opened = []
+        for file_name, data in blobs:
+            if not data.startswith(envelope.MAGIC):
+                raise TamperedResult(
+                    f"result file {file_name!r} of analysis {record.analysis_id} is not sealed",
+                    hint="You submitted it with sealed=True, so the analysis seals every result "
+                    "it writes: this file came from elsewhere. Do not trust it.",
+                )
+            if not envelope.peek_header(data).node_id.startswith(selfseal.ORIGIN_PREFIX):
+                outer = envelope.open_sealed(
+                    data,
+                    identity=identity,
+                    trusted_nodes=nodes,
+                    expected=envelope.Expected(**facts, node_id=record.aggregator_id),
+                    guard=guard,
+                )
+                data = outer.payload
+            inner = envelope.open_sealed(
+                data,
+                identity=identity,
+                trusted_nodes={},
+                expected=envelope.Expected(**facts),
+                guard=guard,
+                unauthenticated_origin=True,
+            )
+            if not inner.header.node_id.startswith(selfseal.ORIGIN_PREFIX):
+                raise TamperedResult(
+                    f"result file {file_name!r} was not sealed by the analysis",
+                    hint="Do not trust it; ask the hub's admins what stored it.",
+                )
+            opened.append(inner)
+        opened.sort(key=lambda o: o.header.sequence)
+        digests = [o.digest for o in opened]
+        if record.result_hashes != digests:
+            record.result_hashes = digests
+            self.federation.store.save(record)
+        return [
+            decode_sealed_payload(o.payload, o.header.content_type, trusted=trusted) for o in opened
+        ]
+
     def monitor(self, *, wait: bool = False) -> None:
         """The live monitor in the current notebook cell (plain text where no widgets render)."""
         from flame_lab.kernel.widgets import monitor
@@ -1054,6 +1144,28 @@ class Analysis:
                 self._core.delete_analysis(self.id)
             self.record.cancelled_at = _now()
             self.federation.store.save(self.record)
+
+
+def _check_sealable(draft: Draft, image_path: str) -> None:
+    """sealed=True needs flame_lab in the image and no node-side DP (the node sees no number)."""
+    from flame_lab.images.catalog import load
+
+    catalog = load()
+    have = catalog.provided(catalog.get(image_path))
+    lacking = [d for d in selfseal.REQUIRED_DISTRIBUTIONS if d not in have]
+    if lacking:
+        raise ImageError(
+            f"sealed=True needs {' and '.join(lacking)} in the master image, and "
+            f"{image_path} lacks it",
+            hint="Choose an image built from deploy/master-image/ (the sandbox offers it as "
+            f"{selfseal.SEALING_IMAGE}), or submit without sealed=True.",
+        )
+    if any("StarLocalDPModel" in src.text for src in draft.sources.values()):
+        raise FlameLabError(
+            "StarLocalDPModel cannot be used with sealed=True: the node adds the noise, so it "
+            "must see the number, and the analysis would have sealed it",
+            hint="Submit without sealed=True, or use StarModel.",
+        )
 
 
 def attach(analysis_id: str, federation: Federation | None = None) -> Analysis:

@@ -7,6 +7,8 @@ The node policy file (``policy.toml``, or ``policy.json`` with the same nesting)
 
     approval = "manual"              # "auto" | "manual": who approves an incoming analysis
     profile = "flame"                # "flame": as a real FLAME node | "strict": checks releases
+    node_sealing = true              # false: store the result as written (a real FLAME node)
+    image_environments = false       # true: run with only the master image's packages
 
     [disclosure]                     # what a strict node checks (a flame node alters nothing)
     min_records = 5                  # fewest records a node may release anything about
@@ -151,6 +153,10 @@ class NodePolicy:
     profile: str = "flame"
     release: ReleaseRules = field(default_factory=ReleaseRules)
     dp: DPRules = field(default_factory=DPRules)
+    # false: store the aggregator's result as the analysis wrote it, as a real FLAME node does
+    node_sealing: bool = True
+    # true: run each analysis with only its master image's packages (flame_lab.images)
+    image_environments: bool = False
 
     def __post_init__(self) -> None:
         if self.approval not in APPROVAL_MODES:
@@ -163,6 +169,8 @@ class NodePolicy:
                 f"profile must be one of {', '.join(PROFILES)}, not {self.profile!r}",
                 hint='Write profile = "flame" (as a real FLAME node) or profile = "strict".',
             )
+        for name in _SWITCHES:
+            _check_number(name, getattr(self, name), bool)
         _check_number("privacy.epsilon_per_researcher", self.epsilon_per_researcher, float)
 
     def to_dict(self) -> dict[str, Any]:
@@ -172,6 +180,7 @@ class NodePolicy:
         return {
             "approval": self.approval,
             "profile": self.profile,
+            **{name: getattr(self, name) for name in _SWITCHES},
             "disclosure": disclosure,
             "release": asdict(self.release),
             "privacy": {"epsilon_per_researcher": float(self.epsilon_per_researcher), **dp},
@@ -184,7 +193,9 @@ class NodePolicy:
         if not isinstance(data, Mapping):
             raise PolicyFileError(f"{source}: the policy must be a table of settings")
         _refuse_unknown(
-            data, ("approval", "profile", "disclosure", "release", "privacy", "limits"), source
+            data,
+            ("approval", "profile", *_SWITCHES, "disclosure", "release", "privacy", "limits"),
+            source,
         )
         tables = {}
         for section in ("disclosure", "release", "privacy", "limits"):
@@ -201,7 +212,7 @@ class NodePolicy:
         privacy = dict(tables["privacy"])
         dp = {k: privacy.pop(k) for k in _DP_KEYS if k in privacy}
         kwargs: dict[str, Any] = privacy
-        for key in ("approval", "profile"):
+        for key in ("approval", "profile", *_SWITCHES):
             if key in data:
                 kwargs[key] = data[key]
         try:
@@ -216,6 +227,7 @@ class NodePolicy:
             raise PolicyFileError(f"{source}: {exc.message}", hint=exc.hint) from None
 
 
+_SWITCHES = ("node_sealing", "image_environments")
 _DISCLOSURE_TYPES: dict[str, type] = {
     "min_records": int,
     "min_count": int,

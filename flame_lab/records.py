@@ -41,6 +41,7 @@ class SubmissionRecord:
     hub: str = ""  # a stable name of the hub (the sandbox's port changes between starts)
     sealed: bool = True  # results are sealed to the researcher (always in the sandbox)
     master_image: str = ""  # the virtual path of the image the nodes run it in
+    analysis_sealed: bool = False  # submitted with sealed=True: the analysis seals its result
     cancelled_at: str | None = None
     result_hashes: list[str] = field(default_factory=list)
 

@@ -166,6 +166,8 @@ def load(user_dir: Path | None = None, *, with_user: bool = True) -> Catalog:
     where = f"PrivateAIM/master-images@{src.get('commit', '?')[:12]}"
     sdks = data.get("sdk", {})
     images = {p: _entry(p, raw, sdks, where) for p, raw in data.get("images", {}).items()}
+    for path, raw in data.get("flame_lab_images", {}).items():  # deploy/master-image/
+        images[path] = _entry(path, raw, sdks, "flame_lab")
     if with_user:
         folder = user_images_dir() if user_dir is None else user_dir
         images.update(_user_images(folder, sdks, images))

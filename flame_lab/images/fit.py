@@ -164,7 +164,12 @@ def fitting(
             continue
         if image.complete and "/test/" not in image.path and weigh(draft, env, image, catalog).ok:
             found.append(
-                (image.path != catalogs.DEFAULT_IMAGE, len(image.requirements), image.path)
+                (
+                    image.path != catalogs.DEFAULT_IMAGE,
+                    "/use-cases/" in image.path,  # general images before one study's
+                    len(image.requirements),
+                    image.path,
+                )
             )
     return [path for *_, path in sorted(found)]
 

@@ -107,6 +107,7 @@ def refresh(repo: Path, ref: str = "HEAD") -> dict:
         "sdk": old.get("sdk", {}),
         "dependencies": old.get("dependencies", {}),
         "import_names": old.get("import_names", {}),
+        "flame_lab_images": old.get("flame_lab_images", {}),
         "images": images,
     }
 

@@ -817,8 +817,13 @@ def open_sealed(
     trusted_nodes: Mapping[str, NodePublicIdentity],
     expected: Expected,
     guard: ReplayGuard | None,
+    unauthenticated_origin: bool = False,
 ) -> OpenedResult:
-    """Verify, check, unwrap and decrypt a whole result held in memory; raises on any doubt."""
+    """Verify, check, unwrap and decrypt a whole result held in memory; raises on any doubt.
+
+    ``unauthenticated_origin``: skip the node signature, for results an analysis sealed
+    itself (flame_lab.security.selfseal) with a throwaway key; everything else is checked.
+    """
     view = memoryview(blob).cast("B")
     prelude = _read_prelude(_memory_reader(view))
     header = prelude.header
@@ -837,7 +842,8 @@ def open_sealed(
         # Zeroing the output (no larger than the blob) overlaps with the hashing threads.
         out_io = _output_buffer(header.length)
         digest = _signed_digest(prelude.raw, [f.result() for f in futures])
-    _verify_node(prelude, digest, signature, trusted_nodes)
+    if not unauthenticated_origin:
+        _verify_node(prelude, digest, signature, trusted_nodes)
     blob_digest = _blob_digest(digest, signature)
     aead, aad = _admit(prelude, blob_digest, identity=identity, expected=expected, guard=guard)
 

@@ -45,13 +45,28 @@ def test_the_chosen_image_reaches_the_hubs_analysis_record(fed):
         run.cancel()
 
 
-def test_the_default_image_is_python_base_and_a_pandas_draft_is_refused_before_submission(fed):
+def test_a_chosen_image_that_lacks_a_module_is_refused_before_submission(fed):
     before = _analysis_count(fed)
     with pytest.raises(ImageError) as caught:
-        fed.submit(_draft("import pandas as pd\n"), name="needs pandas")
+        fed.submit(_draft("import pandas as pd\n"), master_image="python/base")
     assert "python/base" in caught.value.message and "pandas" in caught.value.message
     assert "python/ml" in caught.value.hint
+    with pytest.raises(ImageError, match="lacks hypothesis") as caught:
+        fed.submit(_draft("import hypothesis\n"))  # in no image: a custom one is the way
+    assert "flame-lab image requirements" in caught.value.hint
     assert _analysis_count(fed) == before  # nothing created on the hub
+
+
+def test_by_default_python_base_and_else_the_first_image_that_runs_the_draft(fed):
+    run = fed.submit(_draft(), name="default image")
+    run.cancel()
+    assert run.record.master_image == "python/base"
+    with pytest.warns(UserWarning, match=r"python/base: lacks pandas.*run in python/ml"):
+        run = fed.submit(_draft("import pandas as pd\n"), name="needs pandas")
+    analysis = fed.core.get_analysis(run.id)
+    run.cancel()
+    assert run.record.master_image == "python/ml"
+    assert fed.core.get_master_image(analysis.master_image_id).virtual_path == "python/ml"
 
 
 def test_an_image_the_hub_does_not_offer_is_refused_naming_those_it_does(fed):

@@ -123,7 +123,7 @@ def sandbox_image_paths() -> list[str]:
     """The master images a sandbox hub offers: the public catalog's Python images."""
     from flame_lab.images.catalog import DEFAULT_IMAGE, shipped
 
-    paths = [p for p in shipped().images if p.startswith("python/")]
+    paths = [p for p in shipped().images if p.startswith("python/")]  # flame-lab's own too
     paths = [p for p in paths if not p.startswith("python/conda/")]
     return sorted(paths, key=lambda p: (p != DEFAULT_IMAGE, p))
 

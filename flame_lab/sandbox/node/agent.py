@@ -614,6 +614,9 @@ class NodeAgent:
             target = code_dir / path
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(content)
+        # the whole CODE bucket, manifest too, as a FLAME image build puts it in /opt/code
+        (code_dir / bundles.MANIFEST_NAME).parent.mkdir(parents=True, exist_ok=True)
+        (code_dir / bundles.MANIFEST_NAME).write_bytes(signed.manifest_bytes)
         work_dir.mkdir(parents=True)
 
         aggregator = next((p for p in participants if self._type(p) == "aggregator"), self.node_id)
@@ -743,6 +746,15 @@ class NodeAgent:
                     data, content_type = payload.encode_bytes(value)
                 else:
                     data, content_type = payload.encode(value)
+                if not self.policy.node_sealing:  # as a real FLAME node: stored as written
+                    files.append(
+                        {
+                            "file_name": f"result-{sequence:03d}",
+                            "content": data,
+                            "content_type": content_type,
+                        }
+                    )
+                    continue
                 blob = envelope.seal(
                     data,
                     analysis_id=analysis_id,
@@ -779,7 +791,10 @@ class NodeAgent:
                 analysis_id,
                 "info",
                 f"{self.name}: sealed {len(files)} result file(s) for "
-                f"{len(manifest.recipients)} recipient(s)",
+                f"{len(manifest.recipients)} recipient(s)"
+                if self.policy.node_sealing
+                else f"{self.name}: stored {len(files)} result file(s) as written "
+                "(node_sealing = false)",
             )
             return {"status": "success"}
 
