@@ -107,7 +107,7 @@ def test_a_sealing_node_seals_the_analysis_sealed_result_again_and_both_layers_o
 
 def test_sealed_needs_an_image_with_flame_lab_and_refuses_node_side_dp(fed):
     with pytest.raises(ImageError, match="python/base lacks it"):
-        fed.submit(_draft(), sealed=True)
+        fed.submit(_draft(), sealed=True, master_image="python/base")
     dp = _draft()
     dp.add("analysis.py", MEAN_AGE.read_text().replace("StarModel(", "StarLocalDPModel("))
     with pytest.raises(FlameLabError, match="StarLocalDPModel cannot be used with sealed"):
