@@ -419,6 +419,14 @@ def _outcome(
         outcome.failure = "The node stopped the analysis."
     elif ended.channel:
         outcome.failure = f"The node stopped the analysis: {ended.channel}."
+    elif outcome.confinement.get("off") and outcome.confinement.get("engine") == "bubblewrap":
+        outcome.failure = (
+            "The node stopped the run before the analysis started: these protections did not "
+            "hold: " + ", ".join(map(str, outcome.confinement["off"])) + "."
+        )
+    elif not outcome.confinement and returncode != 0:
+        detail = " | ".join(list(err.lines)[-3:]) or f"status {returncode}"
+        outcome.failure = f"The node could not start the confined analysis: {detail}"
     elif ended.timed_out:
         outcome.failure = (
             f"The analysis ran longer than this node allows ({limits.wall_seconds} s of wall "

@@ -515,3 +515,35 @@ def test_a_starting_agent_reaps_what_runs_under_a_slot_nobody_holds():
     finally:
         leftover.kill()
         leftover.wait()
+
+
+def _fake_bwrap(tmp_path: Path, body: str) -> str:
+    path = tmp_path / "fake-bwrap"
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_a_bubblewrap_that_confines_nothing_is_caught_before_the_analysis_runs(
+    run, tmp_path, monkeypatch
+):
+    if os.geteuid() != 0:
+        return  # without root the node refuses before it looks for bubblewrap
+    # drops every bubblewrap option and runs the launcher on the bare host
+    fake = _fake_bwrap(tmp_path, 'while [ "$1" != "--" ]; do shift; done\nshift\nexec "$@"\n')
+    monkeypatch.setenv("FLAME_LAB_BWRAP", fake)
+    outcome = run("print('analysis ran')\n", BASE)
+    assert not outcome.ok and run.printed() == []
+    assert "did not hold" in outcome.failure and "own PID namespace" in outcome.failure
+
+
+def test_a_bubblewrap_that_fails_to_start_is_named_as_the_cause(run, tmp_path, monkeypatch):
+    if os.geteuid() != 0:
+        return
+    fake = _fake_bwrap(tmp_path, "echo 'bwrap: Creating new namespace failed' >&2\nexit 1\n")
+    monkeypatch.setenv("FLAME_LAB_BWRAP", fake)
+    outcome = run("print('analysis ran')\n", BASE)
+    assert not outcome.ok and run.printed() == []
+    assert outcome.failure == (
+        "The node could not start the confined analysis: bwrap: Creating new namespace failed"
+    )
