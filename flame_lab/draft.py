@@ -91,6 +91,25 @@ def _check_module_path(path: str) -> str:
     return path
 
 
+def _check_file_path(path: object) -> str:
+    """A draft's file name: non-empty, relative, no control characters, no '.' or '..' parts."""
+    bad = ""
+    if not isinstance(path, str) or not path:
+        bad = "it is empty"
+    elif any(ord(c) < 32 or ord(c) == 127 for c in path):
+        bad = "it contains a control character (such as NUL or a newline)"
+    elif path.startswith("/") or "\\" in path:
+        bad = "it is absolute or uses backslashes"
+    elif any(part in ("", ".", "..") for part in path.split("/")):
+        bad = "it has an empty, '.' or '..' part"
+    if bad:
+        raise DraftError(
+            f"{path!r} is not a usable file name in a draft: {bad}",
+            hint="Use relative paths such as analysis.py or lib/stats.py.",
+        )
+    return path  # type: ignore[return-value]
+
+
 @dataclass
 class Draft:
     """Files plus an entrypoint; re-adding a path replaces the earlier version."""
@@ -131,7 +150,14 @@ class Draft:
     @classmethod
     def from_notebook(cls, notebook: Mapping[str, Any] | str) -> Draft:
         """The notebook's `%%flame` code cells in notebook order, as the magics would build it."""
-        nb = json.loads(notebook) if isinstance(notebook, str) else notebook
+        try:
+            nb = json.loads(notebook) if isinstance(notebook, str) else notebook
+        except ValueError as exc:
+            line = getattr(exc, "lineno", "?")
+            raise DraftError(
+                f"this notebook is damaged: its JSON ends or breaks at line {line}",
+                hint="Open it in JupyterLab and save it again, or restore it from a copy.",
+            ) from None
         cells = nb.get("cells") if isinstance(nb, Mapping) else None
         if not isinstance(cells, list):
             raise DraftError("this is not a notebook (no cell list)", hint="Send the .ipynb JSON.")
@@ -147,16 +173,35 @@ class Draft:
     @classmethod
     def from_path(cls, path: Path) -> Draft:
         """A Python file (the entrypoint) or a notebook's `%%flame` cells."""
+        if path.is_dir():
+            raise DraftError(
+                f"{path} is a folder, not a file",
+                hint="Give the analysis's entrypoint (.py) or a notebook (.ipynb) in it.",
+            )
         if not path.is_file():
             raise DraftError(f"{path} does not exist", hint="Give a .py file or a .ipynb notebook.")
-        if path.suffix == ".ipynb":
-            return cls.from_notebook(path.read_text(encoding="utf-8"))
-        if path.suffix != ".py":
+        if path.suffix not in (".ipynb", ".py"):
             raise DraftError(f"{path} is neither a .py file nor a notebook")
-        return cls.from_files({path.name: path.read_bytes()}, entrypoint=path.name)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise DraftError(f"cannot read {path}: {exc.strerror or exc}") from None
+        if path.suffix == ".ipynb":
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
+                raise DraftError(
+                    f"{path} is not a notebook: it is not UTF-8 text (a binary file?)",
+                    hint="Give the .ipynb file JupyterLab saved.",
+                ) from None
+            try:
+                return cls.from_notebook(text)
+            except DraftError as exc:
+                raise DraftError(f"{path}: {exc.message}", hint=exc.hint) from None
+        return cls.from_files({path.name: data}, entrypoint=path.name)
 
     def add(self, path: str, text: str, *, origin: str = "", line_offset: int = 0) -> None:
-        self.sources[path] = Source(path, text, origin, line_offset)
+        self.sources[_check_file_path(path)] = Source(path, text, origin, line_offset)
 
     def add_cell(self, header_line: str, body: str, *, origin: str = "") -> CellHeader:
         header = parse_cell_header(header_line)

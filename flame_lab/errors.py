@@ -139,6 +139,12 @@ class NotFound(HubError):
     default_hint = "Check the id; `flame-lab status` lists your analyses."
 
 
+class RecordError(FlameLabError):
+    """A submission record on this machine cannot be written or read."""
+
+    default_hint = "Check the records folder (FLAME_LAB_DATA_DIR) has space and is writable."
+
+
 class SandboxError(FlameLabError):
     default_hint = "See `flame-lab sandbox status`; `flame-lab sandbox reset` starts afresh."
 

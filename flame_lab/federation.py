@@ -12,6 +12,7 @@ against the sandbox and a real FLAME Hub.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -29,6 +30,7 @@ from flame_lab.errors import (
     AnalysisFailed,
     FlameLabError,
     HubError,
+    HubUnreachable,
     ImageError,
     KeyFileMissing,
     NotFound,
@@ -48,7 +50,7 @@ from flame_lab.hubclient import (
     with_token,
 )
 from flame_lab.images.catalog import DEFAULT_IMAGE
-from flame_lab.records import SubmissionRecord, SubmissionStore
+from flame_lab.records import SubmissionRecord, SubmissionStore, this_writer, writer_alive
 from flame_lab.security import bundle as bundles
 from flame_lab.security import envelope, selfseal
 from flame_lab.security.keys import (
@@ -69,6 +71,7 @@ TERMINAL = frozenset({"executed", "failed", "rejected", "cancelled"})
 BUCKET_WAIT_SECONDS = 30.0
 # Analysis.wait() holds one request this long at most on a hub with a change feed (sandbox).
 CHANGE_WAIT_SECONDS = 2.0
+SUBMISSION_TAG = "flame_lab submission "  # + the local token, in the hub analysis's description
 
 _identities: dict[Path, Identity] = {}
 
@@ -491,12 +494,15 @@ class Federation:
         chosen = self._choose_nodes(nodes)
         everyone = [identity.public, *[r for r in recipients if r.key_id != identity.key_id]]
         display = name or f"analysis {datetime.now(UTC):%Y-%m-%d %H:%M:%S}"
+        # noted here before the hub creates anything (a full disk refuses now); the hub's
+        # analysis carries the token, so an interrupted submit is found and removed later
+        token = self.store.begin(self.hub_id, display)
         with self._call("create the analysis"):
             analysis = self.core.create_analysis(
                 self.project_id,
                 name=_slug(display),
                 display_name=display,
-                description="submitted by flame_lab (signed bundle)",
+                description=f"submitted by flame_lab (signed bundle; {SUBMISSION_TAG}{token})",
                 master_image_id=image_id,
             )
         analysis_id = str(analysis.id)
@@ -506,8 +512,8 @@ class Federation:
             )
             signed = bundles.build(files, entrypoint, identity, everyone, binding=binding)
         except FlameLabError:
-            with self._call("remove the half-created analysis"):
-                self.core.delete_analysis(analysis_id)
+            self._remove_at_hub(analysis_id)
+            self.store.end(token)
             raise
         aggregator = next(n for n in chosen if n.type == "aggregator")
         record = SubmissionRecord(
@@ -532,16 +538,27 @@ class Federation:
             # sealed=True: the analysis seals; a node may seal on top, but need not
             sealed=not sealed and (self.is_sandbox or aggregator.id in self.node_keys),
             analysis_sealed=sealed,
+            pending=True,
+            writer=this_writer(),
         )
-        self.store.save(record)
+        try:
+            self.store.save_bundle(analysis_id, signed.to_bucket_files())
+            self.store.save(record)
+        except FlameLabError:
+            self._remove_at_hub(analysis_id)
+            self.store.end(token)
+            raise
+        self.store.end(token)
         try:
             self._configure(analysis_id, chosen, signed, entrypoint)
         except FlameLabError:
-            with self._call("remove the half-created analysis"):
-                self.core.delete_analysis(analysis_id)
+            self._remove_at_hub(analysis_id)
             record.cancelled_at = _now()
+            record.pending = False
             self.store.save(record)
+            self.store.drop_bundle(analysis_id)
             raise
+        self._submitted(record)
         return Analysis(self, record)
 
     def _choose_image(self, draft: Draft, wanted: str | None, sealed: bool) -> tuple[str, str]:
@@ -565,6 +582,66 @@ class Federation:
             )
             image_path = fits[0]
         return offered[image_path], image_path
+
+    def _submitted(self, record: SubmissionRecord) -> None:
+        record.pending = False
+        self.store.save(record)
+        self.store.drop_bundle(record.analysis_id)
+
+    def _remove_at_hub(self, analysis_id: str) -> None:
+        with self._call("remove the half-created analysis"):
+            with contextlib.suppress(NotFound):
+                self.core.delete_analysis(analysis_id)
+
+    # -- interrupted submissions ---------------------------------------------------------------
+    def recover(self) -> list[str]:
+        """Finish what interrupted submissions left (their process is gone): a pending record
+        is resumed from its saved bundle (or removed at the hub when it cannot be), and an
+        analysis created without a record is deleted at the hub. Returns what it did."""
+        done = []
+        for intent in self.store.intents():
+            if intent.get("hub") != self.hub_id or writer_alive(str(intent.get("writer", ""))):
+                continue
+            token = str(intent.get("token", ""))
+            tag = f"({SUBMISSION_TAG}{token})"
+            with self._call("find an analysis an interrupted submission created"):
+                mine = every(self.core.find_analyses, filter={"project_id": self.project_id})
+            for analysis in [a for a in mine if tag in (a.description or "")]:
+                self._remove_at_hub(str(analysis.id))
+                done.append(f"deleted {analysis.id}: its submission was interrupted")
+            self.store.end(token)
+        for record in self.store.all(self.hub_id):
+            if record.pending and not writer_alive(record.writer):
+                done.append(self.resume(record.analysis_id))
+        return done
+
+    def resume(self, analysis_id: str) -> str:
+        """Upload and lock an interrupted submission's code (the same signed bundle: nodes see
+        one submission); if it cannot be resumed, remove it at the hub, saying why."""
+        record = self.store.load(analysis_id)
+        if not record.pending:
+            return f"{analysis_id} was submitted completely"
+        files = self.store.load_bundle(analysis_id)
+        nodes = [NodeInfo(i, n, "default", True) for i, n in record.nodes.items()]
+        why = "its signed bundle was not kept on this machine"
+        if files is not None:
+            try:
+                signed = bundles.SignedBundle.from_bucket_files(files)
+                self._configure(analysis_id, nodes, signed, record.entrypoint)
+            except NotFound:
+                why = "the hub no longer has it"
+            except HubUnreachable:
+                raise  # try again on the next look
+            except FlameLabError as exc:
+                why = exc.message
+            else:
+                self._submitted(record)
+                return f"resumed {analysis_id}: its code is uploaded and locked"
+        self._remove_at_hub(analysis_id)
+        record.pending, record.cancelled_at, record.interrupted = False, _now(), why
+        self.store.save(record)
+        self.store.drop_bundle(analysis_id)
+        return f"removed {analysis_id} at the hub: the submission was interrupted and {why}"
 
     def master_images(self) -> dict[str, str]:
         """The hub's master images: virtual path -> id."""
@@ -683,8 +760,11 @@ class Federation:
     # -- following ---------------------------------------------------------------------------
     def attach(self, analysis_id: str) -> Analysis:
         """An analysis submitted from this account, e.g. after a kernel restart; a unique
-        prefix of its id will do."""
+        prefix of its id will do. An interrupted submission is resumed first."""
         record = self.store.load(self.resolve_id(analysis_id))
+        if record.pending and record.hub == self.hub_id and not writer_alive(record.writer):
+            self.resume(record.analysis_id)
+            record = self.store.load(record.analysis_id)
         if record.hub != self.hub_id:
             raise NotFound(
                 f"analysis {analysis_id} was submitted to {record.hub}, not {self.hub_id}",
@@ -712,7 +792,10 @@ class Federation:
         )
 
     def analyses(self) -> list[Analysis]:
-        """This researcher's analyses on this hub, newest first."""
+        """This researcher's analyses on this hub, newest first (interrupted submissions are
+        resumed or removed first: none stays pending)."""
+        with contextlib.suppress(HubUnreachable):
+            self.recover()
         return [Analysis(self, r) for r in self.store.all(self.hub_id)]
 
 

@@ -180,3 +180,26 @@ def test_from_path_refuses_missing_and_foreign_files(tmp_path):
 def test_non_utf8_files_are_refused():
     with pytest.raises(DraftError, match="not UTF-8"):
         Draft.from_files({"analysis.py": b"\xff\xfe"})
+
+
+def test_bad_files_are_one_line_errors_with_a_hint(tmp_path):
+    binary = tmp_path / "binary.ipynb"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff")
+    truncated = tmp_path / "cut.ipynb"
+    truncated.write_text(json.dumps(_notebook("%%flame\n" + ANALYSIS))[:-40])
+    cases = {
+        binary: "is not a notebook: it is not UTF-8 text",
+        truncated: "this notebook is damaged: its JSON ends or breaks at line",
+        tmp_path: "is a folder, not a file",
+    }
+    for path, says in cases.items():
+        with pytest.raises(DraftError) as caught:
+            Draft.from_path(path)
+        assert says in caught.value.message and "\n" not in caught.value.message
+        assert caught.value.hint
+
+
+@pytest.mark.parametrize("name", ["", "a\x00b.py", "../up.py", "/abs.py", "lib//x.py", "a\nb.py"])
+def test_unusable_file_names_are_refused_as_draft_errors(name):
+    with pytest.raises(DraftError, match="is not a usable file name"):
+        Draft.from_files({name: "print(1)\n"}, entrypoint=name or "analysis.py")

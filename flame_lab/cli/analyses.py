@@ -96,14 +96,22 @@ def _status(args: argparse.Namespace) -> int:
             rows.append((run.record.submitted_at, run.id, state.overall, run.name))
         except FlameLabError as exc:
             rows.append((run.record.submitted_at, run.id, "unknown", exc.message))
+    damaged = fed.store.damaged()
     if args.json:
         keys = ("submittedAt", "id", "status", "name")
-        print(json.dumps([dict(zip(keys, row, strict=True)) for row in rows]))
+        listed = [dict(zip(keys, row, strict=True)) for row in rows]
+        listed += [
+            {"submittedAt": None, "id": path.stem, "status": "damaged", "name": why}
+            for path, why in damaged
+        ]
+        print(json.dumps(listed))
         return 0
-    if not rows:
+    if not rows and not damaged:
         print(f"no analyses submitted to {fed.hub_url} from this account")
     for submitted, analysis_id, overall, name in rows:
         print(f"{submitted}  {analysis_id}  {overall:<10} {shown(name, multiline=False)}")
+    for path, why in damaged:
+        print(f"damaged record {shown(str(path), multiline=False)}: {why} (restore or move it)")
     return 0
 
 
