@@ -603,7 +603,7 @@ class Federation:
             if intent.get("hub") != self.hub_id or writer_alive(str(intent.get("writer", ""))):
                 continue
             token = str(intent.get("token", ""))
-            tag = f"({SUBMISSION_TAG}{token})"
+            tag = f"{SUBMISSION_TAG}{token}"
             with self._call("find an analysis an interrupted submission created"):
                 mine = every(self.core.find_analyses, filter={"project_id": self.project_id})
             for analysis in [a for a in mine if tag in (a.description or "")]:

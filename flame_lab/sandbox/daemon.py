@@ -494,10 +494,17 @@ def stop_pids(pids: list[int], timeout: float = 10.0) -> None:
     for pid in left:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+    # SIGKILL is delivered asynchronously: callers (ensure_agents) must not see them alive
+    deadline = time.monotonic() + 5.0
+    while left and time.monotonic() < deadline:
+        left = {pid for pid in left if _running(pid)}
+        if left:
+            time.sleep(0.02)
 
 
 def _running(pid: int) -> bool:
-    """Not exited yet (a child of ours that exited is reaped here)."""
+    """Not exited yet (a child of ours that exited is reaped here; another's zombie counts
+    as exited)."""
     with contextlib.suppress(ChildProcessError):
         if os.waitpid(pid, os.WNOHANG)[0] == pid:
             return False
@@ -505,7 +512,11 @@ def _running(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
 def down(home: Path | str | None = None) -> bool:
