@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import functools
 import json
 import os
 import resource
 import shutil
 import signal
 import stat
+import subprocess
 import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -38,6 +40,15 @@ NOBODY = 65534
 MARKER = "flame-lab-confinement:"
 BWRAP = "/usr/bin/bwrap"
 DEVICES = ("null", "zero", "full", "random", "urandom")
+NAMESPACES = (
+    "--unshare-pid",
+    "--unshare-net",
+    "--unshare-ipc",
+    "--unshare-uts",
+    "--unshare-cgroup-try",
+    "--die-with-parent",
+    "--new-session",
+)
 TMP = "/tmp"  # noqa: S108 - the run's own tmpfs, inside its mount namespace
 TMP_ALIASES = ("/var/tmp", "/dev/shm")  # noqa: S108 - point at TMP
 WORK_IN_TMP = "/tmp/work"  # noqa: S108 - where a work folder outside /tmp lives in the run
@@ -74,9 +85,37 @@ def unavailable() -> str:
     """Why this node cannot confine a run with bubblewrap ('' when it can)."""
     if os.geteuid() != 0:
         return "the node agent does not run as root (bubblewrap needs it to give a run its uid)"
-    if bwrap_path() is None:
+    bwrap = bwrap_path()
+    if bwrap is None:
         return "bubblewrap is not installed (apt-get install bubblewrap)"
+    return _probe(bwrap)
+
+
+@functools.cache
+def _probe(bwrap: str) -> str:
+    """Whether bubblewrap can build a run's namespaces on this host (a container may forbid
+    it); tried once per agent process. '' when it can, else bubblewrap's own words."""
+    argv = [bwrap, *NAMESPACES, "--ro-bind", "/usr", "/usr", *_top_links()]
+    argv += ["--proc", "/proc", "--size", "1048576", "--tmpfs", TMP, "--", "/usr/bin/true"]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"bubblewrap does not start here ({exc})"
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or [f"status {done.returncode}"])[-1]
+        return f"bubblewrap cannot confine a run on this host ({last})"
     return ""
+
+
+def _top_links() -> list[str]:
+    """/bin, /lib and friends: symlinks into /usr (merged /usr) or read-only folders."""
+    argv: list[str] = []
+    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+        if os.path.islink(top):
+            argv += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            argv += ["--ro-bind", top, top]
+    return argv
 
 
 # -- the bubblewrap command -------------------------------------------------------------------
@@ -108,34 +147,11 @@ def _dirs(path: str, made: set[str]) -> list[str]:
 
 def bwrap_argv(bwrap: str, code_dir: Path, work_dir: Path, disk_bytes: int) -> list[str]:
     """The bubblewrap part of a run's command line (the launcher's command follows '--')."""
-    argv = [
-        bwrap,
-        "--unshare-pid",
-        "--unshare-net",
-        "--unshare-ipc",
-        "--unshare-uts",
-        "--unshare-cgroup-try",
-        "--die-with-parent",
-        "--new-session",
-        "--hostname",
-        "flame-run",
-        "--cap-drop",
-        "ALL",
-        "--cap-add",
-        "CAP_SETUID",  # the launcher's only privilege: becoming the slot's uid
-        "--cap-add",
-        "CAP_SETGID",
-        "--ro-bind",
-        "/usr",
-        "/usr",
-    ]
-    made = {"/usr"}
-    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
-        if os.path.islink(top):
-            argv += ["--symlink", os.readlink(top), top]
-        elif os.path.isdir(top):
-            argv += ["--ro-bind", top, top]
-        made.add(top)
+    argv = [bwrap, *NAMESPACES, "--hostname", "flame-run"]
+    # the launcher's only privileges: becoming the slot's uid and gid
+    argv += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    argv += ["--ro-bind", "/usr", "/usr", *_top_links()]
+    made = {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"}
     argv += ["--proc", "/proc", "--perms", "0755", "--dir", "/dev"]
     for device in DEVICES:
         argv += ["--dev-bind", f"/dev/{device}", f"/dev/{device}"]

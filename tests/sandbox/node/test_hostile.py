@@ -537,13 +537,13 @@ def test_a_bubblewrap_that_confines_nothing_is_caught_before_the_analysis_runs(
     assert "did not hold" in outcome.failure and "own PID namespace" in outcome.failure
 
 
-def test_a_bubblewrap_that_fails_to_start_is_named_as_the_cause(run, tmp_path, monkeypatch):
+def test_a_bubblewrap_that_cannot_work_here_makes_the_node_refuse(run, tmp_path, monkeypatch):
+    """As in a container that forbids namespaces: the node's probe finds out before a run."""
     if os.geteuid() != 0:
         return
     fake = _fake_bwrap(tmp_path, "echo 'bwrap: Creating new namespace failed' >&2\nexit 1\n")
     monkeypatch.setenv("FLAME_LAB_BWRAP", fake)
-    outcome = run("print('analysis ran')\n", BASE)
-    assert not outcome.ok and run.printed() == []
-    assert outcome.failure == (
-        "The node could not start the confined analysis: bwrap: Creating new namespace failed"
-    )
+    with pytest.raises(SandboxError, match="Creating new namespace failed") as info:
+        run("print('analysis ran')\n", BASE)
+    assert "refuses to run the analysis without confinement" in info.value.message
+    assert run.printed() == []
