@@ -113,8 +113,9 @@ class ReleaseChannel:
             hint=_HINTS.get(first.rule, "Release aggregates over enough records."),
         )
 
-    def _run_rules(self, found: Inspection, root: str) -> list[Violation]:
-        """The rules across the run: total values released, differencing at one path."""
+    def _run_rules(self, found: Inspection, root: str, paths: bool = True) -> list[Violation]:
+        """The rules across the run: total values released, differencing at one path (not
+        for text, whose numbers have no stable path)."""
         violations = []
         limit = self.rules.max_values_ratio * self.record_count
         total = self.values_released + found.values
@@ -129,7 +130,7 @@ class ReleaseChannel:
                 )
             )
         threshold = self.rules.count_threshold
-        if self.rules.small_counts:
+        if self.rules.small_counts and paths:
             for path, value in found.integrals.items():
                 for earlier in self._seen.get(path, ()):
                     if 0 < abs(value - earlier) < threshold:
@@ -204,8 +205,9 @@ class ReleaseChannel:
         if not self.checks:
             return
         found = inspect_text(text, record_count=self.record_count, rules=self.rules, root=what)
+        found.integrals.clear()
         with self._lock:
-            violations = found.violations + self._run_rules(found, what)
+            violations = found.violations + self._run_rules(found, what, paths=False)
             self._remember(found)
         self._decide(what, violations)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -50,6 +51,7 @@ LOG_LEVELS = {
     "crit": "crit",
 }
 MAX_LOG_CHARS = 16 * 1024
+_TRACEBACK_FRAME = re.compile(r'^(\s*File "[^"]{1,300}", line )\d+(, in [\w<>.]{1,80})$')
 MAX_RECEIVERS = 1024
 MAX_CATEGORY = 256
 _WAIT_SLICE = 0.5
@@ -291,12 +293,12 @@ class NodeService:
         if self._on_node_log is not None:
             self._on_node_log(level, text)
 
-    def _analysis_line(self, level: str, text: str, what: str) -> None:
+    def _analysis_line(self, level: str, text: str, what: str, checked: str | None = None) -> None:
         """A line the analysis wrote: capped, checked under strict, then handed on (sealed)."""
         if not self.gate.admit(text):
             return
         try:
-            self.release.text(text, what)
+            self.release.text(text if checked is None else checked, what)
         except PolicyRefused as exc:
             raise self._refuse(exc) from None
         if self._on_log is not None:
@@ -316,10 +318,14 @@ class NodeService:
         self._analysis_line(hub_level(str(log_type)), line, "a log line")
 
     def output(self, stream: str, line: str) -> None:
-        """A line the analysis printed (stdout/stderr); a refused one stops the run."""
+        """A line the analysis printed (stdout/stderr); a refused one stops the run. In a
+        traceback's frame line the line number names code, not data: it is not checked."""
         level = "info" if stream == "stdout" else "warn"
+        if self.refusal is not None:
+            return  # the run is being stopped: nothing more leaves
+        checked = _TRACEBACK_FRAME.sub(r"\1#\2", line)
         try:
-            self._analysis_line(level, line, f"a line of {stream}")
+            self._analysis_line(level, line, f"a line of {stream}", checked)
         except PolicyRefused:
             pass  # recorded as the run's refusal; on_refusal stops the run
 
@@ -354,9 +360,10 @@ class NodeService:
             first = self.refusal is None
             if first:
                 self.refusal = error
-        self.node_log("error", f"Refused to release: {error.message}")
-        if first and self._on_refusal is not None:
-            self._on_refusal(error)
+        if first:
+            self.node_log("error", f"Refused to release: {error.message}")
+            if self._on_refusal is not None:
+                self._on_refusal(error)
         return error
 
     def send_message(self, receivers: Any, category: Any, body: Any) -> list[list[str]]:

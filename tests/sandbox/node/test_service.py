@@ -79,7 +79,8 @@ class Federation:
 
         def one(node: str) -> None:
             spec = RunSpec(code_dir, "entry.py", tmp_path / f"work-{node}", LIMITS)
-            outcomes[node] = run_analysis(spec, self.services[node], lambda *_: None)
+            service = self.services[node]
+            outcomes[node] = run_analysis(spec, service, service.output)  # as the agent does
 
         threads = [threading.Thread(target=one, args=(n,)) for n in nodes or self.services]
         for thread in threads:
@@ -358,3 +359,70 @@ def test_message_bodies_travel_between_nodes_as_bytes_without_pickle():
 
     with pytest.raises(Exception, match="could not be read"):
         decode_body(pickle.dumps({"x": 1}))
+
+
+# -- logs, stdout, tracebacks and progress are releases too -----------------------------------
+LOUD_ANALYSIS = """
+    import csv, io, sys
+    from flame.star import StarAnalyzer, StarAggregator, StarModel
+
+    class Loud(StarAnalyzer):
+        def __init__(self, flame):
+            super().__init__(flame)
+
+        def analysis_method(self, data, aggregator_results):
+            rows = list(csv.DictReader(io.StringIO(data[0]["patients.csv"].decode())))
+            ages = [int(row["age"]) for row in rows]
+            self.flame.set_progress(ages[0])
+            WAY
+            return {"n": len(ages), "total": float(sum(ages))}
+
+    class Agg(StarAggregator):
+        def __init__(self, flame):
+            super().__init__(flame)
+
+        def aggregation_method(self, analysis_results):
+            return 0.5
+
+        def has_converged(self, result, last_result):
+            return True
+
+    StarModel(Loud, Agg, "s3", query=["patients.csv"])
+"""
+WAYS = {
+    "print(row) per row": "for age in ages: print(age)",
+    "flame_log(repr(rows))": "self.flame.flame_log(repr(ages))",
+    "stderr": "print(ages, file=sys.stderr)",
+    "raise ValueError(rows)": "raise ValueError(ages)",
+}
+
+
+@pytest.mark.parametrize("way", list(WAYS))
+def test_rows_in_logs_output_or_an_exception_are_refused_by_a_strict_node(tmp_path, way):
+    fed = Federation(STRICT)
+    fed.run(tmp_path, LOUD_ANALYSIS.replace("WAY", WAYS[way]), nodes=["hospital-a"])
+    service = fed.services["hospital-a"]
+    assert service.refusal is not None, way
+    assert "hospital-a" in service.refusal.message and "rule" in service.refusal.message
+    ages = _ages(fed.sites["hospital-a"])
+    forwarded = " ".join(text for _, text in fed.logs["hospital-a"])
+    assert repr(ages) not in forwarded and repr(ages[:5])[:-1] not in forwarded
+    assert len(ages) > 20 and sum(f" {a}" in f" {forwarded} " for a in set(ages)) < len(set(ages))
+
+
+@pytest.mark.parametrize("way", list(WAYS))
+def test_a_flame_node_forwards_the_same_lines_as_a_real_flame_node(tmp_path, way):
+    fed = Federation(NodePolicy())
+    fed.run(tmp_path, LOUD_ANALYSIS.replace("WAY", WAYS[way]), nodes=["hospital-a"])
+    assert fed.services["hospital-a"].refusal is None
+    forwarded = "\n".join(text for _, text in fed.logs["hospital-a"])
+    assert (
+        str(_ages(fed.sites["hospital-a"])[7]) in forwarded
+    )  # unaltered (and sealed by the agent)
+
+
+def test_progress_carrying_an_age_is_reported_in_steps_by_a_strict_node(tmp_path):
+    fed = Federation(STRICT)
+    fed.run(tmp_path, LOUD_ANALYSIS.replace("WAY", "pass"), nodes=["hospital-a"])
+    age = _ages(fed.sites["hospital-a"])[0]
+    assert fed.progress["hospital-a"] == [age - age % 10]
