@@ -138,6 +138,12 @@ def run_all(args: argparse.Namespace, sandbox: Path) -> dict[str, Any]:
         fed.attach(analysis_id).cancel()  # the hub deletes it and reclaims its files
     reclaimed = daemon.gc(sandbox)
     disk_after = disk_usage(sandbox)
+    parts = {
+        "database": sum(disk_usage(p) for p in sandbox.glob("hub.sqlite3*")),
+        "blobs": disk_usage(sandbox / "blobs"),
+        "logs": sum(p.stat().st_size for p in sandbox.rglob("*.log")),
+        "nodes": disk_usage(sandbox / "nodes"),
+    }
 
     n = len(ids)
     figures = {
@@ -152,6 +158,7 @@ def run_all(args: argparse.Namespace, sandbox: Path) -> dict[str, Any]:
         "disk_per_analysis_kept_kib": (disk_kept - disk_start) / args.analyses / 1024,
         "disk_per_analysis_after_delete_kib": (disk_after - disk_start) / n / 1024,
         "gc": reclaimed,
+        "left_after_gc_bytes": parts,
         "load": f"{args.load}x{args.each}",
         "load_correct": correct,
         "load_submitted": args.load * args.each,
@@ -171,6 +178,11 @@ def run_all(args: argparse.Namespace, sandbox: Path) -> dict[str, Any]:
         f"disk: {figures['disk_per_analysis_kept_kib']:.1f} KiB per analysis while kept; "
         f"{figures['disk_per_analysis_after_delete_kib']:.1f} KiB per analysis left after "
         f"cancel (delete) + sandbox gc (reclaimed {reclaimed['freed']:,} bytes by gc itself)"
+    )
+    print(
+        "left after gc: "
+        + ", ".join(f"{name} {size / 1024:.0f} KiB" for name, size in parts.items())
+        + " (logs and the nodes' folders, incl. their logs and ledgers, keep history)"
     )
     print(
         f"load: {args.load} researchers x {args.each}: {correct}/{args.load * args.each} correct, "

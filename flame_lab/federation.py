@@ -137,9 +137,32 @@ class NodeState:
     execution: str | None
     progress: int
     comment: str | None
+    online: bool | None = None  # as the hub sees the node now (None: the hub did not say)
+    waiting: str = ""  # what the analysis waits for at this node, in words
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def explain_wait(node: NodeState, distributed: bool, analysis_id: str) -> str:
+    """Why an unfinished analysis waits at ``node``, naming it ("" if it does not wait there)."""
+    offline = node.online is False
+    if node.approval == "rejected" or node.execution in ("executed", "failed"):
+        return ""
+    if node.approval is None and node.type == "default":
+        if offline:
+            return f"{node.name} is offline: it reviews the analysis once its node is back"
+        return (
+            f"waiting for {node.name} to approve (a node with manual approval waits for its "
+            f"admin; sandbox: flame-lab sandbox approve {analysis_id} --node {node.name})"
+        )
+    if node.execution in IN_PROGRESS:
+        return f"{node.name} is offline while running the analysis" if offline else ""
+    if offline:
+        return f"{node.name} {'approved but ' if node.approval else ''}is offline: it cannot start"
+    if distributed:
+        return f"waiting for {node.name} to start"
+    return ""
 
 
 @dataclass(frozen=True)
@@ -160,9 +183,15 @@ class AnalysisStatus:
     def done(self) -> bool:
         return self.overall in TERMINAL
 
+    @property
+    def waiting(self) -> list[str]:
+        """What the analysis waits for, node by node, in words (empty once it is final)."""
+        return [] if self.done else [n.waiting for n in self.nodes if n.waiting]
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["nodes"] = [n.to_dict() for n in self.nodes]
+        data["waiting"] = self.waiting
         data["failure"] = (
             {"nodeName": self.failure[0], "reason": self.failure[1]} if self.failure else None
         )
@@ -183,6 +212,7 @@ class AnalysisStatus:
                 last = [x for x in n.comment.splitlines() if x.strip()][-1:] or [""]
                 line += f"  {shown(last[0].strip(), multiline=False)[:160]}"
             lines.append(line)
+        lines += [f"  {shown(why, multiline=False)}" for why in self.waiting]
         if self.result_available:
             lines.append(f"  result ready: %flame result {self.analysis_id}")
         return "\n".join(lines)
@@ -229,6 +259,13 @@ def overall_status(
     if defaults and all(n.approval == "approved" for n in defaults):
         return "approved", None
     return "pending", None
+
+
+def _online(link: Any) -> bool | None:
+    """The online flag of the node a hub's analysis-node link includes (None if absent)."""
+    node = getattr(link, "node", None)
+    online = getattr(node, "online", None) if node is not None else None
+    return bool(online) if online is not None else None
 
 
 # -- connecting ----------------------------------------------------------------------------
@@ -850,6 +887,8 @@ class Analysis:
             return self.status(advance=advance)
         names = self.record.nodes
         types = {n.id: n.type for n in self.federation._node_names().values()}
+        build = analysis.build_status if analysis else None
+        distribution = analysis.distribution_status if analysis else None
         nodes = tuple(
             NodeState(
                 node_id=str(link.node_id),
@@ -859,11 +898,13 @@ class Analysis:
                 execution=link.execution_status,
                 progress=int(link.execution_progress or 0),
                 comment=link.comment,
+                online=_online(link),
             )
             for link in links
         )
-        build = analysis.build_status if analysis else None
-        distribution = analysis.distribution_status if analysis else None
+        nodes = tuple(
+            replace(n, waiting=explain_wait(n, distribution == "executed", self.id)) for n in nodes
+        )
         overall, failure = overall_status(nodes, distribution, cancelled)
         if advance and analysis is not None and overall not in TERMINAL:
             self._advance(analysis, nodes)

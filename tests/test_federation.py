@@ -13,6 +13,7 @@ import os
 import runpy
 import signal
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import httpx2
@@ -26,7 +27,7 @@ from flame_lab.errors import (
     NotFound,
     TamperedResult,
 )
-from flame_lab.federation import NodeState, overall_status
+from flame_lab.federation import AnalysisStatus, NodeState, explain_wait, overall_status
 from flame_lab.hubclient import every, with_client_credentials
 from flame_lab.privacy import NodePolicy, dump_policy, load_policy
 from flame_lab.sandbox import daemon
@@ -53,6 +54,27 @@ def test_an_analysis_waiting_for_approval_is_pending():
         overall_status([_node("a", approval=None), _node("g", "aggregator")], None, False)[0]
         == "pending"
     )
+
+
+def test_waiting_is_explained_naming_the_node_and_what_it_waits_for():
+    def why(distributed=False, **fields):
+        node = replace(_node("uk-koeln"), **fields)
+        return explain_wait(node, distributed, "A1")
+
+    assert why(approval=None, online=True).startswith("waiting for uk-koeln to approve")
+    assert why(approval=None, online=False) == (
+        "uk-koeln is offline: it reviews the analysis once its node is back"
+    )
+    assert why(online=False) == "uk-koeln approved but is offline: it cannot start"
+    assert why(distributed=True, online=True) == "waiting for uk-koeln to start"
+    assert why(execution="executing", online=False) == (
+        "uk-koeln is offline while running the analysis"
+    )
+    assert why(execution="executing", online=True) == ""
+    assert why(execution="executed", online=False) == ""
+    status = AnalysisStatus("A1", "x", "pending", 0, (replace(_node("a"), waiting="w"),))
+    assert status.waiting == ["w"] and status.to_dict()["waiting"] == ["w"]
+    assert replace(status, overall="cancelled").waiting == []
 
 
 def test_a_rejection_wins_and_names_the_node_and_its_reason():
@@ -277,6 +299,11 @@ def test_manual_approval_waits_for_the_node_admin_then_runs(fed, flame_home):
         status = run.status()
         assert status.overall == "pending"
         assert {n.name: n.approval for n in status.nodes}["uk-koeln"] is None
+        assert status.waiting == [
+            f"waiting for uk-koeln to approve (a node with manual approval waits for its "
+            f"admin; sandbox: flame-lab sandbox approve {run.id} --node uk-koeln)"
+        ]
+        assert "waiting for uk-koeln to approve" in status.to_text()
         decide(run.id, "uk-koeln", approve=True, home=flame_home / "sandbox")
         assert run.wait(timeout=WAIT).overall == "executed"
     finally:

@@ -39,6 +39,7 @@ def node_line(status: Any) -> list[str]:
         if node.comment and (node.execution == "failed" or node.approval == "rejected"):
             line += f"  {shown(node.comment, multiline=False)}"
         lines.append(line)
+    lines += [f"  {shown(why, multiline=False)}" for why in getattr(status, "waiting", [])]
     return lines
 
 

@@ -650,6 +650,7 @@ def gc(home: Path | str | None = None) -> dict[str, int]:
     store = Store(home)
     try:
         done = hub_gc.collect(store, grace=grace).to_dict()
+        done["compacted"] = int(hub_gc.compact(store))
     finally:
         store.close()
     runs = 0

@@ -117,6 +117,19 @@ def collect(store: Store, *, grace: float = 0.0) -> Reclaimed:
     return done
 
 
+def compact(store: Store) -> bool:
+    """Give the database's free pages back to the disk (VACUUM, then a truncated WAL); False
+    if the hub held the database too busily to do it now."""
+    import sqlite3
+
+    try:
+        store.execute("VACUUM")
+        store.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    except sqlite3.OperationalError:
+        return False
+    return True
+
+
 def disk_usage(home: Path) -> int:
     """Bytes under a sandbox home (the hub's database, blobs and the nodes' folders)."""
     total = 0
