@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import pickle
 import sys
 from pathlib import Path
 from typing import Any, TextIO
 
 from flame_lab.draft import Draft
-from flame_lab.errors import FlameLabError
+from flame_lab.errors import FlameLabError, PayloadError
 from flame_lab.textsafe import shown
 
 
@@ -135,14 +136,17 @@ def _print_result(value: Any, out: Path | None) -> None:
     if isinstance(value, bytes):
         data = value
     else:
-        data, _ = payload.encode(value)
+        try:
+            data, _ = payload.encode(value)
+        except PayloadError:  # e.g. a trusted model from a pickled result: write it as FLAME does
+            data = pickle.dumps(value)
     out.write_bytes(data)
     print(f"wrote {len(data)} bytes to {out}")
 
 
 def _result(args: argparse.Namespace) -> int:
     run = _connect(args).attach(args.id)
-    _print_result(run.result(), Path(args.out) if args.out else None)
+    _print_result(run.result(trusted=args.trust), Path(args.out) if args.out else None)
     return 0
 
 
@@ -183,6 +187,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rs = subparsers.add_parser("result", help="verify, decrypt and print (or save) the result")
     rs.add_argument("id", help="an analysis id (or a unique prefix)")
     rs.add_argument("--out", default=None, help="write the payload (JSON/.npy/Parquet) here")
+    rs.add_argument(
+        "--trust",
+        action="append",
+        default=[],
+        metavar="CLASS",
+        help="a class (module.Name) a pickled result may hold beyond plain data, NumPy and "
+        "pandas; repeat for several",
+    )
     common(rs)
     rs.set_defaults(func=_result)
 

@@ -48,7 +48,10 @@ VERBS = {
     "status": ("%flame status [ID]", "your analyses, or one analysis"),
     "watch": ("%flame watch ID [--wait]", "the live monitor of an analysis"),
     "logs": ("%flame logs ID [--node NAME] [--level L]", "every node's log lines"),
-    "result": ("%flame result ID [--frame]", "decrypt the result (also returned)"),
+    "result": (
+        "%flame result ID [--frame] [--trust CLASS ...]",
+        "decrypt the result (also returned); --trust: classes a pickled result may hold",
+    ),
     "cancel": ("%flame cancel ID", "stop an analysis"),
     "keys": ("%flame keys [init [--if-missing]]", "your identity key (init creates one)"),
     "approve": ("%flame approve ID --node NAME [--reason TEXT]", "sandbox: as the node's admin"),
@@ -427,9 +430,10 @@ class FlameMagics(Magics):
         parser = _parser("result")
         _analysis_id(parser)
         parser.add_argument("--frame", action="store_true")
+        parser.add_argument("--trust", action="append", default=[], metavar="CLASS")
         ns = parser.parse_args(args)
         analysis = self.session.connected().attach(ns.analysis_id)
-        value = analysis.result()
+        value = analysis.result(trusted=ns.trust)
         if ns.frame:
             from flame_lab.frames import as_frame
 
