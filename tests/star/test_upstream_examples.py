@@ -198,12 +198,11 @@ SANDBOX_WAIT = 240  # seconds: a bound for a broken run, never reached when thin
 
 @pytest.fixture(scope="module")
 def upstream_sandbox(tmp_path_factory):
-    """A sandbox whose hospitals hold synthetic FHIR data plus upstream-shaped labeled CSVs."""
-    from flame_lab.privacy import NodePolicy, dump_policy, load_policy
+    """A sandbox whose hospitals hold synthetic FHIR data plus upstream-shaped labeled CSVs;
+    its nodes keep the default profile ('flame': they release what a real FLAME node does)."""
     from flame_lab.sandbox import daemon
     from flame_lab.sandbox.hub.provision import node_names
     from flame_lab.sandbox.node import synthetic
-    from flame_lab.sandbox.node.layout import NodeFolder
     from flame_lab.security import keys
 
     home = tmp_path_factory.mktemp("upstream-sandbox")
@@ -219,14 +218,6 @@ def upstream_sandbox(tmp_path_factory):
         data[name] = folder
         patients[name] = len(site.resources["Patient"])
     daemon.up(home / "sandbox", nodes=3, node_data=data)
-    for name in sites:
-        # Upstream's analyses send small counts (a histogram, per-column missing counts) to the
-        # aggregator, as real FLAME nodes let them; this sandbox's disclosure rules would
-        # suppress those counts, so the data stewards here release them unaltered.
-        path = NodeFolder.of(home / "sandbox", name).policy
-        policy = load_policy(path).to_dict()
-        policy["disclosure"]["suppress_small_counts"] = False
-        dump_policy(NodePolicy.from_dict(policy, str(path)), path)
     yield home, patients
     daemon.down(home / "sandbox")
 

@@ -66,12 +66,18 @@ def test_a_hostile_pickle_passes_through_the_agents_as_inert_bytes(tmp_path):
     assert not marker.exists()
 
 
-def test_a_data_nodes_disclosure_check_refuses_what_it_cannot_inspect():
-    fed = Federation()
-    with pytest.raises(Exception, match="OpaquePickle"):
-        fed.services["hospital-a"].send_message(
-            ["aggregator"], "cat", to_channel({"model": Model([1.0])}, pickle_unknown=True)
-        )
+def test_a_flame_node_passes_a_pickle_on_and_a_strict_node_refuses_what_it_cannot_inspect():
+    from flame_lab.privacy import NodePolicy
+
+    body = to_channel({"model": Model([1.0])}, pickle_unknown=True)
+    flame = Federation(NodePolicy(profile="flame"))
+    assert flame.services["hospital-a"].send_message(["aggregator"], "cat", body) == [
+        ["aggregator"],
+        [],
+    ]
+    strict = Federation(NodePolicy(profile="strict"))
+    with pytest.raises(Exception, match="OpaquePickle|cannot inspect|not allowed"):
+        strict.services["hospital-a"].send_message(["aggregator"], "cat", body)
 
 
 GLOBAL_MODEL = """
