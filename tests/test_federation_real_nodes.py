@@ -24,7 +24,7 @@ class _Exploit:
 
 def _unsealed() -> Analysis:
     """An analysis submitted to a real FLAME Hub: its record says the result is not sealed."""
-    return Analysis(None, SimpleNamespace(sealed=False, analysis_id="a1"))  # type: ignore[arg-type]
+    return Analysis(None, SimpleNamespace(sealed=False, analysis_sealed=False, analysis_id="a1"))  # type: ignore[arg-type]
 
 
 def test_real_node_results_decode_by_their_output_type():
