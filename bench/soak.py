@@ -27,10 +27,12 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import flame_lab as fl
+from flame_lab.errors import FlameLabError
 from flame_lab.sandbox import daemon
 from flame_lab.sandbox.hub.gc import disk_usage
 from flame_lab.security import keys
@@ -116,11 +118,23 @@ def run_all(args: argparse.Namespace, sandbox: Path) -> dict[str, Any]:
     correct = 0
     lock = threading.Lock()
 
+    failures: list[str] = []
+
     def researcher() -> None:
         nonlocal correct
-        mine = fl.connect()
+        try:
+            mine = fl.connect()
+        except FlameLabError as exc:
+            with lock:
+                failures.extend([f"connect: {exc.message}"] * args.each)
+            return
         for _ in range(args.each):
-            seconds, result, analysis_id = one(mine, draft)
+            try:
+                seconds, result, analysis_id = one(mine, draft)
+            except FlameLabError as exc:  # counted and shown, not hidden
+                with lock:
+                    failures.append(exc.message)
+                continue
             with lock:
                 load_times.append(seconds)
                 ids.append(analysis_id)
@@ -139,7 +153,7 @@ def run_all(args: argparse.Namespace, sandbox: Path) -> dict[str, Any]:
     reclaimed = daemon.gc(sandbox)
     disk_after = disk_usage(sandbox)
     parts = {
-        "database": sum(disk_usage(p) for p in sandbox.glob("hub.sqlite3*")),
+        "database": sum(p.stat().st_size for p in sandbox.glob("hub.sqlite3*")),
         "blobs": disk_usage(sandbox / "blobs"),
         "logs": sum(p.stat().st_size for p in sandbox.rglob("*.log")),
         "nodes": disk_usage(sandbox / "nodes"),
@@ -186,9 +200,12 @@ def run_all(args: argparse.Namespace, sandbox: Path) -> dict[str, Any]:
     )
     print(
         f"load: {args.load} researchers x {args.each}: {correct}/{args.load * args.each} correct, "
-        f"median {figures['load_median_s']:.2f} s = "
-        f"{figures['load_median_over_soak_median']:.2f}x the soak's, wall {load_wall:.1f} s"
+        f"median {figures['load_median_s'] or 0:.2f} s = "
+        f"{figures['load_median_over_soak_median'] or 0:.2f}x the soak's, wall {load_wall:.1f} s"
     )
+    for reason, count in sorted(Counter(failures).items(), key=lambda x: -x[1]):
+        print(f"  load failure x{count}: {reason}")
+    figures["load_failures"] = dict(Counter(failures))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
     return figures

@@ -13,6 +13,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -213,3 +214,26 @@ def test_a_restarted_agent_fails_the_run_it_lost_naming_itself(lab: Path) -> Non
         run.wait(timeout=PATIENCE)
     again = fl.connect().submit(draft(MEAN_AGE.name))
     assert again.wait(timeout=PATIENCE).overall == "executed"
+
+
+def test_a_hub_killed_while_an_analysis_waits_for_approval_loses_nothing(lab: Path) -> None:
+    from flame_lab.privacy import dump_policy, load_policy
+    from flame_lab.sandbox.admin import decide
+
+    home = lab / "sandbox"
+    first = daemon.up(home, nodes=2)
+    policy = folder(lab, "uk-aachen").policy
+    dump_policy(replace(load_policy(policy), approval="manual"), policy)
+    run = fl.connect().submit(draft(MEAN_AGE.name))
+    wait_for(
+        lambda: any("waiting for the node admin" in ln.message for ln in run.logs()),
+        "uk-aachen to ask its admin",
+    )
+    assert run.status().waiting[0].startswith("waiting for uk-aachen to approve")
+    os.kill(first.pid, signal.SIGKILL)
+    daemon.up(home)
+    assert run.status().overall == "pending"  # kept, and still explained
+    assert run.status().waiting[0].startswith("waiting for uk-aachen to approve")
+    decide(run.id, "uk-aachen", approve=True, home=home)
+    assert run.wait(timeout=PATIENCE).overall == "executed"
+    assert run.result()["n"] > 0
