@@ -77,6 +77,7 @@ class Catalog:
     dependencies: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     import_names: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     source: Mapping[str, str] = field(default_factory=dict)
+    sdk_requirements: tuple[str, ...] = ()  # what the FLAME SDK brings to every image
 
     def get(self, name: str) -> MasterImage:
         """By virtual path (``python/ml``), or by a unique last part (``ml``, ``fedstats``)."""
@@ -180,6 +181,9 @@ def load(user_dir: Path | None = None, *, with_user: bool = True) -> Catalog:
             canonicalize_name(k): tuple(v) for k, v in data.get("import_names", {}).items()
         },
         source=src,
+        sdk_requirements=tuple(
+            line for chain in sdks.values() for line in chain.get("requirements", [])
+        ),
     )
 
 

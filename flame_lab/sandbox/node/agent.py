@@ -660,7 +660,13 @@ class NodeAgent:
         )
         watcher.start()
         outcome = run_analysis(
-            RunSpec(code_dir, manifest.entrypoint, work_dir, self.policy.limits),
+            RunSpec(
+                code_dir,
+                manifest.entrypoint,
+                work_dir,
+                self.policy.limits,
+                interpreter=self._image_python(analysis_id, analysis),
+            ),
             service,
             service.output,
             stop=run.stop,
@@ -687,6 +693,24 @@ class NodeAgent:
             )
             return
         self._save(analysis_id, reported=True)
+
+    def _image_python(self, analysis_id: str, analysis: Any) -> Path | None:
+        """With image_environments: the Python of the analysis's master image's stand-in."""
+        if not self.policy.image_environments:
+            return None
+        from flame_lab.images.environments import environment_for
+
+        image = self._patiently(
+            "read the analysis's master image",
+            lambda: self.core.get_master_image(str(analysis.master_image_id)),
+        )
+        if image is None:
+            raise FlameLabError("the analysis names no master image this hub knows")
+        env = environment_for(str(image.virtual_path), self.folder.root.parent.parent / "images")
+        for note in env.notes:
+            self.node_log(analysis_id, "notice", f"{self.name}: image stand-in: {note}")
+        self.node_log(analysis_id, "info", f"{self.name}: running in {env.image}'s stand-in")
+        return env.python
 
     def _type(self, node_id: str) -> str:
         if node_id not in self._nodes:

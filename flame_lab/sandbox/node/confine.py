@@ -145,7 +145,9 @@ def _dirs(path: str, made: set[str]) -> list[str]:
     return argv
 
 
-def bwrap_argv(bwrap: str, code_dir: Path, work_dir: Path, disk_bytes: int) -> list[str]:
+def bwrap_argv(
+    bwrap: str, code_dir: Path, work_dir: Path, disk_bytes: int, readonly: tuple[str, ...] = ()
+) -> list[str]:
     """The bubblewrap part of a run's command line (the launcher's command follows '--')."""
     argv = [bwrap, *NAMESPACES, "--hostname", "flame-run"]
     # the launcher's only privileges: becoming the slot's uid and gid
@@ -162,7 +164,7 @@ def bwrap_argv(bwrap: str, code_dir: Path, work_dir: Path, disk_bytes: int) -> l
     for alias in TMP_ALIASES:
         argv += ["--symlink", TMP, alias]
     made |= {"/dev", TMP, "/var"}
-    for path in readonly_paths():
+    for path in [*readonly_paths(), *(os.path.realpath(p) for p in readonly)]:
         argv += [*_dirs(path, made), "--ro-bind", path, path]
     code, work = str(Path(code_dir).resolve()), str(Path(work_dir).resolve())
     argv += [*_dirs(code, made), "--ro-bind", code, code]

@@ -56,6 +56,8 @@ class RunSpec:
     entrypoint: str
     work_dir: Path
     limits: ResourceLimits = field(default_factory=ResourceLimits)
+    # a master image's stand-in (flame_lab.images.environments): its Python and its root
+    interpreter: Path | None = None
 
     @property
     def entry_path(self) -> Path:
@@ -147,7 +149,7 @@ def _command(spec: RunSpec, uid: int, bwrap: str | None) -> list[str]:
     limits = spec.limits
     disk = limits.disk_mib * 1024 * 1024
     launcher = [
-        sys.executable,
+        str(spec.interpreter or sys.executable),
         "-u",
         "-P",  # no cwd on sys.path: the work folder cannot shadow flame_lab's modules
         "-m",
@@ -165,11 +167,16 @@ def _command(spec: RunSpec, uid: int, bwrap: str | None) -> list[str]:
         "--file-bytes",
         str(disk),
     ]
+    image = (str(Path(spec.interpreter).parent.parent),) if spec.interpreter else ()
     if bwrap is None:
         launcher += ["--expose", str(Path(spec.code_dir).resolve())]
         launcher += ["--expose", str(Path(spec.work_dir).resolve())]
+        for root in image:
+            launcher += ["--expose", root]
         return [*launcher, "--analysis", str(spec.entry_path.resolve())]
-    prefix = confine.bwrap_argv(bwrap, Path(spec.code_dir), Path(spec.work_dir), disk)
+    prefix = confine.bwrap_argv(
+        bwrap, Path(spec.code_dir), Path(spec.work_dir), disk, readonly=image
+    )
     return [*prefix, *launcher, "--in-bwrap", "--analysis", str(spec.entry_path.resolve())]
 
 
