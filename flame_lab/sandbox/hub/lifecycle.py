@@ -15,10 +15,11 @@ from typing import Any
 from flame_lab.sandbox.hub.access import Access
 from flame_lab.sandbox.hub.auth import Principal
 from flame_lab.sandbox.hub.gc import collect as collect_garbage
+from flame_lab.sandbox.hub.limits import validate_body
 from flame_lab.sandbox.hub.query import Query
 from flame_lab.sandbox.hub.resources import BODIES, BUCKET_TYPES
 from flame_lab.sandbox.hub.store import Store
-from flame_lab.sandbox.hub.wire import ApiError, new_id, now_iso, validate_body
+from flame_lab.sandbox.hub.wire import ApiError, new_id, now_iso
 
 BUCKET_DELAY = 0.05  # the real Hub creates analysis buckets asynchronously; so do we
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from flame_lab.sandbox.hub.limits import INT64, MAX_OFFSET, MAX_QUERY_VALUE, check_int, check_text
 from flame_lab.sandbox.hub.resources import Resource
 from flame_lab.sandbox.hub.wire import bad_field
 
@@ -56,9 +57,10 @@ def _convert(resource: Resource, name: str, raw: str) -> Any:
         raise bad_field(f"filter[{name}]", "must be true or false")
     if kind == "int":
         try:
-            return int(raw)
+            value = int(raw)
         except ValueError:
             raise bad_field(f"filter[{name}]", "must be an integer") from None
+        return check_int(f"filter[{name}]", value)
     return raw
 
 
@@ -82,14 +84,14 @@ def _names(raw: str) -> list[str]:
     return [p.strip() for p in raw.split(",") if p.strip()]
 
 
-def _int(key: str, raw: str, low: int) -> int:
+def _int(key: str, raw: str, low: int, high: int) -> int:
     try:
-        value = int(raw)
+        value = int(raw) if len(raw) <= 20 else None
     except ValueError:
-        raise bad_field(key, "must be an integer") from None
-    if value < low:
-        raise bad_field(key, f"must be at least {low}")
-    return value
+        value = None
+    if value is None:
+        raise bad_field(key, "must be an integer")
+    return check_int(key, value, low, high)
 
 
 def parse_query(
@@ -102,7 +104,11 @@ def parse_query(
     query = Query()
     for key, values in args.items():
         raw = values[-1]
-        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        try:
+            text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        except UnicodeDecodeError:
+            raise bad_field(key, "is not valid UTF-8") from None
+        check_text(key, text, max_len=MAX_QUERY_VALUE, name=False)
         if key == "include":
             for rel in _names(text):
                 if rel not in resource.relations:
@@ -114,9 +120,9 @@ def parse_query(
             query.filters.append(_parse_filter(resource, m.group(1), text))
         elif collection and (m := _PAGE_KEY.match(key)):
             if m.group(1) == "limit":
-                query.limit = min(_int(key, text, 1), MAX_LIMIT)
+                query.limit = min(_int(key, text, 1, INT64[1]), MAX_LIMIT)
             else:
-                query.offset = _int(key, text, 0)
+                query.offset = _int(key, text, 0, MAX_OFFSET)
         elif collection and key == "sort":
             for part in _names(text):
                 desc = part.startswith("-")

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from flame_lab.sandbox.hub.limits import INT64, MAX_LOG_MESSAGE, MAX_NAME, MAX_TEXT
+
 STATUSES = ("starting", "started", "stopping", "stopped", "executing", "executed", "failed")
 LOG_LEVELS = ("emerg", "alert", "crit", "error", "warn", "notice", "info", "debug")
 BUCKET_TYPES = ("CODE", "RESULT", "TEMP")
@@ -280,18 +282,27 @@ RESOURCES: dict[str, Resource] = {
 
 @dataclass(frozen=True)
 class Spec:
-    """One accepted body field: its kind, whether it must be present, may be null, or choices."""
+    """One accepted body field: its kind, whether it must be present, may be null, or choices;
+    for text its longest length and whether it is a name (no control or bidi characters at
+    all) or free text (tab and line breaks allowed); for integers their range."""
 
     kind: str = "str"
     required: bool = False
     nullable: bool = True
     choices: tuple[str, ...] = ()
+    max_len: int = MAX_NAME
+    is_name: bool = True
+    low: int = INT64[0]
+    high: int = INT64[1]
 
 
 _UUID = Spec("uuid")
 _REQ_UUID = Spec("uuid", required=True, nullable=False)
-_TEXT = Spec("str")
+_TEXT = Spec("str", max_len=MAX_TEXT, is_name=False)  # descriptions, comments, keys
+_LABEL = Spec("str")  # display names, external names
 _NAME = Spec("str", required=True, nullable=False)
+# a sealed node message in base64 (its decoded size is checked against its own limit)
+MAX_PAYLOAD = 24 * 1024 * 1024
 _ARGS = Spec("args")
 _APPROVAL = Spec("str", choices=("approved", "rejected"))
 
@@ -299,7 +310,7 @@ _APPROVAL = Spec("str", choices=("approved", "rejected"))
 BODIES: dict[tuple[str, str], dict[str, Spec]] = {
     ("nodes", "create"): {
         "name": _NAME,
-        "externalName": _TEXT,
+        "externalName": _LABEL,
         "hidden": Spec("bool"),
         "realmId": _UUID,
         "registryId": _UUID,
@@ -307,7 +318,7 @@ BODIES: dict[tuple[str, str], dict[str, Spec]] = {
     },
     ("nodes", "update"): {
         "hidden": Spec("bool", nullable=False),
-        "externalName": _TEXT,
+        "externalName": _LABEL,
         "type": Spec("str", nullable=False, choices=("default", "aggregator")),
         "publicKey": _TEXT,
         "realmId": _UUID,
@@ -315,13 +326,13 @@ BODIES: dict[tuple[str, str], dict[str, Spec]] = {
     },
     ("projects", "create"): {
         "name": _NAME,
-        "displayName": _TEXT,
+        "displayName": _LABEL,
         "description": _TEXT,
         "masterImageId": _UUID,
     },
     ("projects", "update"): {
         "name": Spec("str", nullable=False),
-        "displayName": _TEXT,
+        "displayName": _LABEL,
         "description": _TEXT,
         "masterImageId": _UUID,
     },
@@ -329,8 +340,8 @@ BODIES: dict[tuple[str, str], dict[str, Spec]] = {
     ("project-nodes", "update"): {"comment": _TEXT, "approvalStatus": _APPROVAL},
     ("analyses", "create"): {
         "projectId": _REQ_UUID,
-        "name": _TEXT,
-        "displayName": _TEXT,
+        "name": _LABEL,
+        "displayName": _LABEL,
         "description": _TEXT,
         "masterImageId": _UUID,
         "registryId": _UUID,
@@ -338,7 +349,7 @@ BODIES: dict[tuple[str, str], dict[str, Spec]] = {
     },
     ("analyses", "update"): {
         "name": Spec("str", nullable=False),
-        "displayName": _TEXT,
+        "displayName": _LABEL,
         "description": _TEXT,
         "masterImageId": _UUID,
         "imageCommandArguments": Spec("args", nullable=False),
@@ -364,14 +375,16 @@ BODIES: dict[tuple[str, str], dict[str, Spec]] = {
         "comment": _TEXT,
         "approvalStatus": _APPROVAL,
         "executionStatus": Spec("str", choices=STATUSES),
-        "executionProgress": Spec("int"),
+        "executionProgress": Spec("int", low=0, high=100),
     },
     ("analysis-node-logs", "create"): {
         "analysisId": _REQ_UUID,
         "nodeId": _REQ_UUID,
-        "code": _TEXT,
-        "status": _TEXT,
-        "message": _NAME,
+        "code": _LABEL,
+        "status": _LABEL,
+        "message": Spec(
+            "str", required=True, nullable=False, max_len=MAX_LOG_MESSAGE, is_name=False
+        ),
         "level": Spec("str", required=True, nullable=False, choices=LOG_LEVELS),
     },
     ("analysis-bucket-files", "create"): {
@@ -386,7 +399,7 @@ BODIES: dict[tuple[str, str], dict[str, Spec]] = {
         "analysisId": _REQ_UUID,
         "fromNodeId": _REQ_UUID,
         "toNodeId": _REQ_UUID,
-        "payload": _NAME,
+        "payload": Spec("str", required=True, nullable=False, max_len=MAX_PAYLOAD, is_name=False),
     },
-    ("buckets", "create"): {"name": _NAME, "region": _TEXT},
+    ("buckets", "create"): {"name": _NAME, "region": _LABEL},
 }

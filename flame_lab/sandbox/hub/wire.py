@@ -1,4 +1,4 @@
-"""The Hub's wire format: errors as flat JSON bodies, body validation, timestamps.
+"""The Hub's wire format: errors as flat JSON bodies, ids, timestamps.
 
 Kept apart from tornado so that the store and the lifecycle rules can raise ``ApiError``.
 """
@@ -10,8 +10,6 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-
-from flame_lab.sandbox.hub.resources import Spec
 
 
 @dataclass
@@ -82,57 +80,3 @@ def is_uuid(value: str) -> bool:
     except (ValueError, AttributeError, TypeError):
         return False
     return True
-
-
-def _check(name: str, spec: Spec, value: Any) -> Any:
-    if value is None:
-        if not spec.nullable:
-            raise bad_field(name, "must not be null")
-        return None
-    if spec.kind == "uuid":
-        if not isinstance(value, str) or not is_uuid(value):
-            raise bad_field(name, "must be a UUID")
-        return str(uuid.UUID(value))
-    if spec.kind == "str":
-        if not isinstance(value, str):
-            raise bad_field(name, "must be a string")
-        if spec.choices and value not in spec.choices:
-            raise bad_field(name, "must be one of " + ", ".join(spec.choices))
-        return value
-    if spec.kind == "bool":
-        if not isinstance(value, bool):
-            raise bad_field(name, "must be true or false")
-        return value
-    if spec.kind == "int":
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise bad_field(name, "must be an integer")
-        return value
-    if spec.kind == "args":
-        ok = isinstance(value, list) and all(
-            isinstance(a, dict)
-            and isinstance(a.get("value"), str)
-            and a.get("position") in (None, "before", "after")
-            and set(a) <= {"value", "position"}
-            for a in value
-        )
-        if not ok:
-            raise bad_field(name, "must be a list of {value, position: before|after|null}")
-        return [{"value": a["value"], "position": a.get("position")} for a in value]
-    raise AssertionError(f"unknown spec kind {spec.kind}")
-
-
-def validate_body(body: Any, specs: dict[str, Spec]) -> dict[str, Any]:
-    """Accept exactly the fields the real Hub reads; unknown or snake_case names are a 400."""
-    if not isinstance(body, dict):
-        raise ApiError(400, "the request body must be a JSON object", code="invalid_body")
-    for name in body:
-        if name not in specs:
-            raise bad_field(name, "is not a field this route accepts")
-    out: dict[str, Any] = {}
-    for name, spec in specs.items():
-        if name not in body:
-            if spec.required:
-                raise bad_field(name, "is required")
-            continue
-        out[name] = _check(name, spec, body[name])
-    return out

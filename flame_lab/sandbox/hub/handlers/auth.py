@@ -7,6 +7,7 @@ import json
 from tornado.ioloop import IOLoop
 
 from flame_lab.sandbox.hub.handlers.base import HubHandler
+from flame_lab.sandbox.hub.limits import MAX_TOKEN_BYTES
 from flame_lab.sandbox.hub.wire import ApiError
 
 
@@ -15,6 +16,7 @@ class TokenHandler(HubHandler):
     hub's loop keeps serving nodes meanwhile."""
 
     public = True
+    body_limit = MAX_TOKEN_BYTES
 
     def token_body(self) -> dict:
         content_type = self.request.headers.get("Content-Type", "")

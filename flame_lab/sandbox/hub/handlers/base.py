@@ -8,8 +8,9 @@ import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-from tornado.web import HTTPError, RequestHandler
+from tornado.web import HTTPError, RequestHandler, stream_request_body
 
+from flame_lab.sandbox.hub.limits import MAX_JSON_BYTES, parse_json, too_large
 from flame_lab.sandbox.hub.query import Query, parse_query, schema_of
 from flame_lab.sandbox.hub.resources import RESOURCES
 from flame_lab.sandbox.hub.wire import ApiError, is_uuid
@@ -21,23 +22,69 @@ if TYPE_CHECKING:
 log = logging.getLogger("flame_lab.sandbox.hub")
 
 
+@stream_request_body
 class HubHandler(RequestHandler):
-    """Base: authenticates in ``prepare`` unless ``public``; renders ApiError as the Hub does."""
+    """Base: authenticates in ``prepare`` unless ``public``; renders ApiError as the Hub does.
+
+    Bodies are streamed in, so that one declared larger than the route's limit is refused (413)
+    before a byte of it is read, and one sent without a length is kept only up to the limit."""
 
     public = False
     hub: Hub
     principal: Principal
     gone = False  # the client closed the connection while a held request waited
+    body_limit = MAX_JSON_BYTES
 
     def initialize(self, hub: Hub, resource: str | None = None) -> None:
         self.hub = hub
         self.resource_name = resource or ""
+        self._body = bytearray()
+        self._body_over = False
+
+    def max_body(self) -> int:
+        """The most bytes this route reads from a request body."""
+        return self.body_limit
 
     def prepare(self) -> None:
+        length = self.request.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > self.max_body():
+            raise too_large(self.max_body())  # answered with Connection: close
+        try:
+            self.check_request()
+        except ApiError as exc:
+            if not self._has_body():
+                raise
+            refusal = exc
+            # Refuse only once the (bounded) body has been read, so that the client's socket
+            # stays usable: the route's method is replaced, for this request, by the refusal.
+            def refuse(*_args: Any) -> None:
+                raise refusal
+
+            setattr(self, self.request.method.lower(), refuse)
+
+    def check_request(self) -> None:
+        """What is checked before a body is read: who is calling (unless the route is public)."""
         if not self.public:
             self.principal = self.hub.auth.authenticate(self.request.headers.get("Authorization"))
             if self.principal.node_id:
                 self.hub.seen(self.principal.node_id)
+
+    def _has_body(self) -> bool:
+        headers = self.request.headers
+        length = headers.get("Content-Length", "0")
+        return (length.isdigit() and int(length) > 0) or "Transfer-Encoding" in headers
+
+    def data_received(self, chunk: bytes) -> None:
+        if len(self._body) + len(chunk) > self.max_body():
+            self._body_over = True
+            return
+        self._body += chunk
+
+    def body(self) -> bytes:
+        """The request body (a 413 if it outgrew the route's limit while streaming in)."""
+        if self._body_over:
+            raise too_large(self.max_body())
+        return bytes(self._body)
 
     def on_connection_close(self) -> None:
         self.gone = True
@@ -73,17 +120,15 @@ class HubHandler(RequestHandler):
 
     # -- input -------------------------------------------------------------------------------
     def json_body(self) -> Any:
-        if not self.request.body:
+        raw = self.body()
+        if not raw:
             return {}
-        try:
-            return json.loads(self.request.body)
-        except (ValueError, UnicodeDecodeError):
-            raise ApiError(400, "the request body is not valid JSON", code="invalid_body") from None
+        return parse_json(raw, self.max_body())
 
     def form_body(self) -> dict[str, str]:
         """An ``application/x-www-form-urlencoded`` body; invalid UTF-8 is a 400, not a 500."""
         try:
-            text = self.request.body.decode("utf-8")
+            text = self.body().decode("utf-8")
         except UnicodeDecodeError:
             raise ApiError(400, "the form body is not valid UTF-8", code="invalid_body") from None
         return dict(parse_qsl(text))
@@ -166,7 +211,7 @@ class NotFoundHandler(HubHandler):
 
     public = True
 
-    def prepare(self) -> None:
+    def check_request(self) -> None:
         raise ApiError(404, f"no route {self.request.method} {self.request.path}")
 
 

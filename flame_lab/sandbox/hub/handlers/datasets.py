@@ -24,6 +24,8 @@ MAX_DEPTH = 16
 class DatasetHandler(HubHandler):
     """GET/PUT /core/nodes/:id/dataset."""
 
+    body_limit = MAX_BYTES
+
     def _file(self, node_id: str) -> Path:
         return self.hub.store.home / "datasets" / f"{node_id}.json"
 
@@ -41,7 +43,7 @@ class DatasetHandler(HubHandler):
         self.hub.store.require("nodes", node_id, "node")
         if self.principal.node_id != node_id:
             raise forbidden("only the node itself describes its data")
-        raw = self.request.body
+        raw = self.body()
         if len(raw) > MAX_BYTES:
             raise ApiError(413, f"a data description holds at most {MAX_BYTES} bytes")
         if nesting_depth(raw, MAX_DEPTH) > MAX_DEPTH:

@@ -19,6 +19,9 @@ MAX_BATCH = 1024
 class MessageCollectionHandler(CollectionHandler):
     """GET a node's inbox (optionally waiting for the next message); POST rings the receiver."""
 
+    def max_body(self) -> int:  # sealed messages are large: the hub's upload limit applies
+        return self.hub.upload_limit
+
     async def get(self) -> None:  # type: ignore[override]
         wait = wait_seconds(self.request.query_arguments.pop("wait", None))
         query = self.query()

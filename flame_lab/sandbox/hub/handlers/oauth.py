@@ -18,6 +18,7 @@ from tornado.ioloop import IOLoop
 
 from flame_lab.sandbox.hub.handlers.auth import TokenHandler as PasswordTokenHandler
 from flame_lab.sandbox.hub.handlers.base import HubHandler
+from flame_lab.sandbox.hub.limits import MAX_TOKEN_BYTES
 from flame_lab.sandbox.hub.wire import ApiError
 
 NONCE_COOKIE = "flame_lab_login"
@@ -41,6 +42,7 @@ class AuthorizeHandler(HubHandler):
     """The login page of the authorization-code flow, guarded by a nonce in form and cookie."""
 
     public = True
+    body_limit = MAX_TOKEN_BYTES
 
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", "text/html; charset=utf-8")
@@ -100,8 +102,8 @@ class AuthorizeHandler(HubHandler):
 class TokenHandler(PasswordTokenHandler):
     """``POST /auth/token``, also taking client credentials from HTTP Basic (RFC 6749 2.3.1)."""
 
-    def prepare(self) -> None:
-        super().prepare()
+    def check_request(self) -> None:
+        super().check_request()
         header = self.request.headers.get("Authorization", "")
         if not header.startswith("Basic "):
             return

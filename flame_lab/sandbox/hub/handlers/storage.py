@@ -22,10 +22,12 @@ from tornado import httputil
 from tornado.web import stream_request_body
 
 from flame_lab.sandbox.hub.handlers.base import HubHandler
+from flame_lab.sandbox.hub.limits import check_text
 from flame_lab.sandbox.hub.wire import ApiError
 
 _CHUNK = 1 << 16
 _SPOOL = 1 << 20
+MAX_PATH = 1024
 _FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 T = TypeVar("T")
 log = logging.getLogger("flame_lab.sandbox.hub")
@@ -58,7 +60,8 @@ def storing(doing: str, write: Callable[[], T]) -> T:
 
 
 def clean_path(name: str) -> str:
-    """A relative POSIX path inside the bucket, or a 400."""
+    """A relative POSIX path inside the bucket without control or bidi characters, or a 400."""
+    check_text("file name", name, max_len=MAX_PATH, name=True)
     path = posixpath.normpath(name.strip())
     if (
         not name.strip()
@@ -76,6 +79,9 @@ def clean_path(name: str) -> str:
 @stream_request_body
 class UploadHandler(HubHandler):
     """POST /buckets/:id/upload (multipart/form-data; file names may carry relative paths)."""
+
+    def max_body(self) -> int:
+        return self.hub.upload_limit
 
     def prepare(self) -> None:
         super().prepare()
