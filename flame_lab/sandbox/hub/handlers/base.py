@@ -52,11 +52,11 @@ class HubHandler(RequestHandler):
         try:
             self.check_request()
         except ApiError as exc:
-            if not self._has_body():
-                raise
+            # Answered only once the (bounded) body has been read: a response written before
+            # that makes tornado drop the connection under a client that may reuse it. The
+            # route's method is replaced, for this request, by the refusal.
             refusal = exc
-            # Refuse only once the (bounded) body has been read, so that the client's socket
-            # stays usable: the route's method is replaced, for this request, by the refusal.
+
             def refuse(*_args: Any) -> None:
                 raise refusal
 
@@ -68,11 +68,6 @@ class HubHandler(RequestHandler):
             self.principal = self.hub.auth.authenticate(self.request.headers.get("Authorization"))
             if self.principal.node_id:
                 self.hub.seen(self.principal.node_id)
-
-    def _has_body(self) -> bool:
-        headers = self.request.headers
-        length = headers.get("Content-Length", "0")
-        return (length.isdigit() and int(length) > 0) or "Transfer-Encoding" in headers
 
     def data_received(self, chunk: bytes) -> None:
         if len(self._body) + len(chunk) > self.max_body():

@@ -84,17 +84,16 @@ class UploadHandler(HubHandler):
         return self.hub.upload_limit
 
     def prepare(self) -> None:
-        super().prepare()
         self.received = 0
         self.spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL)
-        limit = self.hub.upload_limit
-        raw_id = self.path_args[0]
-        bucket = self.hub.store.require("buckets", self.record_id(raw_id, "bucket"), "bucket")
+        super().prepare()
+        self.request.connection.set_max_body_size(self.hub.upload_limit + _SPOOL)
+
+    def check_request(self) -> None:
+        super().check_request()
+        bucket_id = self.record_id(self.path_args[0], "bucket")
+        bucket = self.hub.store.require("buckets", bucket_id, "bucket")
         self.hub.core.check_bucket_write(self.principal, bucket)
-        length = self.request.headers.get("Content-Length")
-        if length is not None and length.isdigit() and int(length) > limit:
-            raise ApiError(413, f"the upload exceeds the sandbox's limit of {limit} bytes")
-        self.request.connection.set_max_body_size(limit + _SPOOL)  # our count trips first
 
     def data_received(self, chunk: bytes) -> None:
         if self._finished:
