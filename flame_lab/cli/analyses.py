@@ -74,7 +74,9 @@ def _submit(args: argparse.Namespace) -> int:
     draft = Draft.from_path(Path(args.path))
     nodes = args.nodes.split(",") if args.nodes else None
     fed = _connect(args, start=True)
-    run = fed.submit(draft, nodes=nodes, name=args.name, master_image=args.image)
+    run = fed.submit(
+        draft, nodes=nodes, name=args.name, master_image=args.image, sealed=args.sealed
+    )
     print(f"submitted {run.id} to {fed.hub_url}")
     if args.wait:
         run.wait(timeout=args.timeout, on_change=Progress(sys.stdout))
@@ -166,6 +168,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sp.add_argument("--nodes", default=None, help="comma-separated node names (default: all)")
     sp.add_argument("--name", default=None, help="a name for the analysis")
     sp.add_argument("--image", default=None, help="the master image (default: python/base)")
+    sp.add_argument(
+        "--sealed",
+        action="store_true",
+        help="the analysis seals its result itself (for hubs whose nodes store it as written)",
+    )
     sp.add_argument("--wait", action="store_true", help="follow it and print the result")
     sp.add_argument("--timeout", type=float, default=None, help="seconds to wait at most")
     common(sp)

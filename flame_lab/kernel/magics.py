@@ -41,8 +41,8 @@ VERBS = {
         "run the draft locally on mock nodes; which master image fits",
     ),
     "submit": (
-        "%flame submit [--nodes a,b] [--name NAME] [--image IMG] [--recipient KEYFILE ...] "
-        "[--wait]",
+        "%flame submit [--nodes a,b] [--name NAME] [--image IMG] [--sealed] "
+        "[--recipient KEYFILE ...] [--wait]",
         "sign and submit the draft",
     ),
     "status": ("%flame status [ID]", "your analyses, or one analysis"),
@@ -167,10 +167,12 @@ class FlameMagics(Magics):
                                       run the draft locally on N mock nodes with synthetic
                                       data and the nodes' disclosure rules; nothing leaves;
                                       says which FLAME master image has what it imports
-          %flame submit [--nodes a,b] [--name NAME] [--image IMG] [--recipient KEYFILE ...]
-                        [--wait]      sign and submit the draft to run in master image IMG
-                                      (default python/base); shows the live monitor;
-                                      the handle is bound to `_flame`
+          %flame submit [--nodes a,b] [--name NAME] [--image IMG] [--sealed]
+                        [--recipient KEYFILE ...] [--wait]
+                                      sign and submit the draft to run in master image IMG
+                                      (default python/base); --sealed: the analysis seals
+                                      its result itself (for real FLAME nodes); shows the
+                                      live monitor; the handle is bound to `_flame`
           %flame status [ID]          a table of your analyses, or one analysis's state
           %flame watch ID [--wait]    the live monitor (also after a kernel restart)
           %flame logs ID [--node NAME] [--level L]
@@ -352,6 +354,7 @@ class FlameMagics(Magics):
         parser.add_argument("--name", default=None)
         parser.add_argument("--recipient", action="append", default=[], metavar="KEYFILE")
         parser.add_argument("--image", default=None, metavar="MASTER_IMAGE")
+        parser.add_argument("--sealed", action="store_true")
         parser.add_argument("--wait", action="store_true")
         ns = parser.parse_args(args)
         recipients = []
@@ -368,6 +371,7 @@ class FlameMagics(Magics):
             name=ns.name,
             recipients=recipients,
             master_image=ns.image,
+            sealed=ns.sealed,
         )
         self.shell.user_ns["_flame"] = analysis
         self._provenance_submission(analysis)
