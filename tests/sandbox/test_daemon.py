@@ -174,3 +174,25 @@ def test_sandbox_gc_reclaims_orphans_beside_the_running_hub(running_home: Path, 
     assert out.startswith("reclaimed ") and "1 stored file(s)" in out
     assert not orphan.exists() and young.exists()  # young: it may be an upload in flight
     assert daemon.status(running_home)["running"]
+
+
+def test_only_nodes_that_see_nothing_but_synthetic_data_may_run_unconfined(tmp_path: Path) -> None:
+    from flame_lab.privacy import load_policy
+    from flame_lab.sandbox.daemon import _provision_node
+    from flame_lab.sandbox.node import synthetic
+    from flame_lab.sandbox.node.layout import NodeFolder
+
+    own = tmp_path / "own-data"
+    synthetic.write(synthetic.generate("x", n_patients=10), own)
+    cases = {
+        ("synthetic-site", "default", None, True): True,
+        ("synthetic-aggregator", "aggregator", None, True): True,
+        ("user-data-site", "default", own, False): False,
+        ("synthetic-site-beside-user-data", "default", None, False): True,
+        ("aggregator-beside-user-data", "aggregator", None, False): False,
+    }
+    for (name, node_type, data, all_synthetic), allowed in cases.items():
+        folder = NodeFolder(tmp_path / name)
+        folder.root.mkdir()
+        _provision_node(folder, node_type, data, all_synthetic)
+        assert load_policy(folder.policy).limits.allow_unconfined is allowed, name
