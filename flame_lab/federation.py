@@ -52,7 +52,7 @@ from flame_lab.hubclient import (
 from flame_lab.images.catalog import DEFAULT_IMAGE
 from flame_lab.records import SubmissionRecord, SubmissionStore, this_writer, writer_alive
 from flame_lab.security import bundle as bundles
-from flame_lab.security import envelope, selfseal
+from flame_lab.security import envelope, selfseal, statements
 from flame_lab.security.keys import (
     PASSPHRASE_ENV,
     Identity,
@@ -139,6 +139,9 @@ class NodeState:
     comment: str | None
     online: bool | None = None  # as the hub sees the node now (None: the hub did not say)
     waiting: str = ""  # what the analysis waits for at this node, in words
+    # True: the node signed exactly this status; False: it did not (the comment then starts
+    # "(unverified) " and overall_status ignores its claims of progress); None: no pinned key
+    verified: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -234,6 +237,9 @@ class LogLine:
     node_name: str
     level: str
     message: str
+    # True: signed by the node; False: not (the message then starts "(unverified) "); None: no
+    # pinned key for the node, or the hub's own line
+    verified: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -251,12 +257,13 @@ def overall_status(
     for node in nodes:
         if node.execution == "failed":
             return "failed", (node.name, node.comment or "failed without a reason")
-    if nodes and all(n.execution == "executed" for n in nodes):
+    # a node's claims of progress count only if it signed them (or nothing can be checked)
+    if nodes and all(n.execution == "executed" and n.verified is not False for n in nodes):
         return "executed", None
     if distribution == "executed" or any(n.execution in IN_PROGRESS for n in nodes):
         return "running", None
     defaults = [n for n in nodes if n.type == "default"]
-    if defaults and all(n.approval == "approved" for n in defaults):
+    if defaults and all(n.approval == "approved" and n.verified is not False for n in defaults):
         return "approved", None
     return "pending", None
 
@@ -885,23 +892,10 @@ class Analysis:
                 )
             self.record = stored
             return self.status(advance=advance)
-        names = self.record.nodes
         types = {n.id: n.type for n in self.federation._node_names().values()}
         build = analysis.build_status if analysis else None
         distribution = analysis.distribution_status if analysis else None
-        nodes = tuple(
-            NodeState(
-                node_id=str(link.node_id),
-                name=names.get(str(link.node_id), str(link.node_id)),
-                type=types.get(str(link.node_id), "default"),
-                approval=link.approval_status,
-                execution=link.execution_status,
-                progress=int(link.execution_progress or 0),
-                comment=link.comment,
-                online=_online(link),
-            )
-            for link in links
-        )
+        nodes = tuple(self._node_state(link, types) for link in links)
         nodes = tuple(
             replace(n, waiting=explain_wait(n, distribution == "executed", self.id)) for n in nodes
         )
@@ -921,11 +915,45 @@ class Analysis:
             result_available=overall == "executed",
         )
 
+    def _node_key(self, node_id: str) -> NodePublicIdentity | None:
+        """The node's identity pinned at submission, if any (its statements are checked)."""
+        known = self.record.node_keys.get(node_id)
+        try:
+            return NodePublicIdentity.from_dict(known) if known else None
+        except FlameLabError:
+            return None
+
+    def _node_state(self, link: Any, types: dict[str, str]) -> NodeState:
+        node_id = str(link.node_id)
+        progress = int(link.execution_progress or 0)
+        said = statements.open_status(
+            link.comment,
+            analysis_id=self.id,
+            node_id=node_id,
+            approval=link.approval_status,
+            execution=link.execution_status,
+            progress=progress,
+            key=self._node_key(node_id),
+        )
+        return NodeState(
+            node_id=node_id,
+            name=self.record.nodes.get(node_id, node_id),
+            type=types.get(node_id, "default"),
+            approval=link.approval_status,
+            execution=link.execution_status,
+            progress=progress,
+            comment=said.shown() if said.text or said.verified is False else None,
+            online=_online(link),
+            verified=said.verified,
+        )
+
     def _advance(self, analysis: Any, nodes: Sequence[NodeState]) -> None:
         """Do the researcher's next hub-side steps: build after approval, then distribute.
         A hub that finishes a step at once (the sandbox's build does) gets the next at once."""
         defaults = [n for n in nodes if n.type == "default"]
-        approved = bool(defaults) and all(n.approval == "approved" for n in defaults)
+        approved = bool(defaults) and all(
+            n.approval == "approved" and n.verified is not False for n in defaults
+        )
         for _ in range(4):
             command = None
             if analysis.configuration_locked and approved and analysis.build_status is None:
@@ -1037,12 +1065,33 @@ class Analysis:
         lines: list[LogLine] = []
         with self._call(f"read the logs of analysis {self.id}"):
             for node_id in wanted:
+                key, seen = self._node_key(node_id), set()
                 for log in every(
                     self._core.find_analysis_node_logs,
                     filter={"analysis_id": self.id, "node_id": node_id},
                 ):
-                    line = LogLine(log.time, node_id, names[node_id], log.level, log.message)
-                    lines.append(self._open_log(line, identity, unlock))
+                    said = statements.open_log(
+                        log.message,
+                        analysis_id=self.id,
+                        node_id=node_id,
+                        level=log.level,
+                        key=key,
+                    )
+                    if said.stamp is not None and said.stamp in seen:  # the hub repeats a line
+                        said = statements.Opened(said.text, False)
+                    seen.add(said.stamp)
+                    line = LogLine(
+                        log.time,
+                        node_id,
+                        names[node_id],
+                        log.level,
+                        said.text,
+                        verified=said.verified,
+                    )
+                    line = self._open_log(line, identity, unlock)
+                    if line.verified is False:
+                        line = replace(line, message=statements.UNVERIFIED + line.message)
+                    lines.append(line)
             if node is None:
                 for log in every(self._core.find_analysis_logs, filter={"analysis_id": self.id}):
                     lines.append(LogLine(log.time, "", "hub", log.level, log.message))

@@ -94,11 +94,33 @@ def test_a_hub_that_reports_approval_cannot_make_a_manual_node_run(fed):
         hub = _hub_as(fed, "uk-koeln")
         koeln = next(i for i, n in run.record.nodes.items() if n == "uk-koeln")
         hub.core.update_analysis_node(_link(hub, run.id, koeln).id, approval_status="approved")
+        # the researcher's client is not fooled: the node did not sign that approval
+        shown = {n.name: n for n in run.status().nodes}["uk-koeln"]
+        assert (shown.approval, shown.verified) == ("approved", False)
+        assert shown.comment.startswith("(unverified)")
+        assert run.status().overall == "pending"
+        _drive_lifecycle(fed, run.id)  # the hub builds and distributes by itself
         with pytest.raises(AnalysisFailed, match=r"uk-koeln.*has not approved bundle"):
             run.wait(timeout=WAIT)
     ledger = NodeAgent(_home(fed), "uk-koeln", fed.hub_url.rsplit("/", 1)[0], keep_state=False)
     assert not ledger.ledger.ran(run.record.run_nonce)  # nothing ran at the manual node
     assert ledger.ledger.for_analysis(run.id).state == "pending"
+
+
+def _drive_lifecycle(fed, analysis_id: str) -> None:
+    """Build and distribute, as a hub that does not wait for the researcher could."""
+    for command, done in (
+        ("buildStart", "build_status"),
+        ("distributionStart", "distribution_status"),
+    ):
+        fed.core.send_analysis_command(analysis_id, command)
+        check = command.replace("Start", "Check")
+        _wait_for(
+            lambda c=check, d=done: (
+                getattr(fed.core.send_analysis_command(analysis_id, c), d) == "executed"
+            ),
+            f"{command} to finish",
+        )
 
 
 def _code_tar(fed, analysis_id: str) -> dict[str, bytes]:
@@ -214,3 +236,46 @@ def test_a_hub_that_drops_repeats_or_mixes_results_is_caught(fed):
         opened([a, b, other._fetch_result_files()[2]])
     first = opened([c, a, b])  # the hub's order does not matter, the signed sequence does
     assert isinstance(first[0], int) and first[0] > 0 and first[2] == "three"
+
+
+BROKEN = Path(__file__).parents[1] / "analyses" / "broken.py"
+
+
+def test_a_hub_cannot_show_a_failed_run_as_executed(fed):
+    draft = fl.Draft.from_files({"broken.py": BROKEN.read_text()}, entrypoint="broken.py")
+    run = fed.submit(draft, name="fails")
+    with pytest.raises(AnalysisFailed):
+        run.wait(timeout=WAIT)
+    assert all(n.verified for n in run.status().nodes)  # the nodes' own reports verify
+    for node_id, name in run.record.nodes.items():
+        hub = _hub_as(fed, name)
+        link = _link(hub, run.id, node_id)
+        hub.core.update_analysis_node(
+            link.id, execution_status="executed", execution_progress=100, comment=link.comment
+        )
+    status = run.status()
+    assert {n.execution for n in status.nodes} == {"executed"}  # what the hub claims
+    assert {n.verified for n in status.nodes} == {False}  # but no node said so
+    assert status.overall != "executed"
+    assert all(n.comment.startswith("(unverified) ") for n in status.nodes)
+
+
+def test_invented_altered_or_repeated_log_lines_are_shown_as_unverified(fed):
+    run = fed.submit(_draft(), name="logs")
+    run.wait(timeout=WAIT)
+    genuine = [ln for ln in run.logs(node="uk-koeln")]
+    assert genuine and all(ln.verified for ln in genuine)
+    hub = _hub_as(fed, "uk-koeln")
+    koeln = next(i for i, n in run.record.nodes.items() if n == "uk-koeln")
+    raw = every(hub.core.find_analysis_node_logs, filter={"analysis_id": run.id, "node_id": koeln})
+    signed = raw[-1].message
+    hub.core.create_analysis_node_log(run.id, koeln, "info", "uk-koeln: all rows exported")
+    hub.core.create_analysis_node_log(run.id, koeln, "info", "uk-koeln: more" + signed[-120:])
+    hub.core.create_analysis_node_log(run.id, koeln, "error", signed)  # another level
+    hub.core.create_analysis_node_log(run.id, koeln, raw[-1].level, signed)  # a repeat
+    after = run.logs(node="uk-koeln")
+    forged = after[len(genuine) :]
+    assert [ln.verified for ln in after[: len(genuine)]] == [True] * len(genuine)
+    assert len(forged) == 4 and not any(ln.verified for ln in forged)
+    assert all(ln.message.startswith("(unverified) ") for ln in forged)
+    assert "[flame-lab-signed" not in "".join(ln.message for ln in after)

@@ -54,7 +54,7 @@ from flame_lab.sandbox.node.messenger import HubTransport
 from flame_lab.sandbox.node.runner import RunSpec, run_analysis
 from flame_lab.sandbox.node.service import NodeFacts, NodeService
 from flame_lab.security import bundle as bundles
-from flame_lab.security import envelope, payload
+from flame_lab.security import envelope, payload, statements
 from flame_lab.security.keys import NodeIdentity, NodePublicIdentity, load_node_identity
 from flame_lab.star.runtime import FinalSubmission
 
@@ -143,6 +143,9 @@ class NodeAgent:
         self.identity: NodeIdentity = load_node_identity(
             self.folder.identity, secrets["identityPassphrase"]
         )
+        # status reports and log lines are signed: the hub can show them, not make them up
+        self.signer = statements.Signer(self.identity, self.node_id)
+        self._links: dict[str, dict[str, Any]] = {}  # link id -> what this node last reported
         self._policy_mtime = -1.0
         self.policy = NodePolicy()
         self.reload_policy()
@@ -276,16 +279,67 @@ class NodeAgent:
     def node_log(self, analysis_id: str, level: str, message: str) -> None:
         try:
             with hub_errors("send a log line"):
-                self.core.create_analysis_node_log(analysis_id, self.node_id, level, message)
+                signed = self.signer.log(analysis_id, level, message)
+                self.core.create_analysis_node_log(analysis_id, self.node_id, level, signed)
         except FlameLabError:
             log.warning("could not send a log line of %s to the hub", analysis_id)
 
+    def _track(self, link: Any) -> None:
+        """Remember a link's reported state, as a base for this node's signed status."""
+        if str(link.id) not in self._links:
+            found = statements.open_status(
+                link.comment,
+                analysis_id=str(link.analysis_id),
+                node_id=self.node_id,
+                approval=None,
+                execution=None,
+                progress=0,
+                key=None,
+            )
+            self._links[str(link.id)] = {
+                "analysis": str(link.analysis_id),
+                "approval": link.approval_status,
+                "execution": link.execution_status,
+                "progress": int(link.execution_progress or 0),
+                "text": found.text,
+            }
+
     def _update(self, link_id: str, **fields: Any) -> None:
-        """Report to the hub; idempotent, so retried through a hub outage (FLAME_LAB_HUB_OUTAGE)."""
+        """Report to the hub, the whole status signed in the comment; idempotent, so retried
+        through a hub outage (FLAME_LAB_HUB_OUTAGE)."""
+        if link_id not in self._links:
+            self._track(self._patiently("read this node's link", lambda: self._link(link_id)))
+        with self._lock:
+            known = self._links[link_id]
+            names = {
+                "approval_status": "approval",
+                "execution_status": "execution",
+                "execution_progress": "progress",
+                "comment": "text",
+            }
+            for name, value in fields.items():
+                if name in names:
+                    known[names[name]] = value
+            fields = {
+                **fields,
+                "comment": self.signer.status(
+                    known["analysis"],
+                    known["approval"],
+                    known["execution"],
+                    int(known["progress"] or 0),
+                    str(known["text"] or ""),
+                ),
+            }
         self._patiently(
             "update this node's analysis status",
             lambda: self.core.update_analysis_node(link_id, **fields),
         )
+
+    def _link(self, link_id: str) -> Any:
+        link = self.core.get_analysis_node(link_id)
+        if link is None:
+            raise NotFound(f"the hub no longer knows this node's link {link_id}")
+        return link
 
     def _patiently(self, doing: str, call: Callable[[], Any]) -> Any:
         return patiently(doing, call, self.patience, url=self.clients.endpoints.core_url)
@@ -370,10 +424,14 @@ class NodeAgent:
         entry = self.state.get(analysis_id, {})
         if analysis_id in self.runs:
             return
+        self._track(link)
         if entry.get("phase") in FINAL_PHASES:
             self.converge(link, entry)  # listed as open: the hub has not heard how it ended
             return
         decision = self.ledger.for_analysis(analysis_id)
+        if decision is not None and decision.state != PENDING:
+            # what this node signs as its approval is its ledger's (the admin may have decided)
+            self._links[str(link.id)]["approval"] = decision.state
         if decision is None:
             if link.approval_status == "rejected":
                 self._save(analysis_id, phase="rejected")
@@ -516,7 +574,7 @@ class NodeAgent:
         self.report(link, decision)
 
     def report(self, link: Any, decision: Decision) -> None:
-        """Tell the hub what the ledger decided (only when the hub shows something else)."""
+        """Tell the hub what the ledger decided, signed (once; again if the hub shows other)."""
         analysis_id = str(link.analysis_id)
         if decision.state == PENDING:
             if self.state.get(analysis_id, {}).get("phase") != "awaiting-admin":
@@ -530,7 +588,8 @@ class NodeAgent:
                 )
             return
         approve = decision.state == APPROVED
-        if link.approval_status != decision.state:
+        told = self.state.get(analysis_id, {}).get("decisionReported")
+        if link.approval_status != decision.state or told != decision.state:
             self.decide(link, approve, decision.reason or f"{decision.state} by {self.name}")
         elif not approve:
             self._save(analysis_id, phase="rejected")
@@ -542,10 +601,10 @@ class NodeAgent:
     def decide(self, link: Any, approve: bool, reason: str) -> None:
         """Report this node's decision to the hub, with its reason as the comment."""
         analysis_id = str(link.analysis_id)
-        self._update(
-            str(link.id), approval_status="approved" if approve else "rejected", comment=reason
-        )
-        self._save(analysis_id, phase="approved" if approve else "rejected")
+        self._track(link)
+        state = "approved" if approve else "rejected"
+        self._update(str(link.id), approval_status=state, comment=reason)
+        self._save(analysis_id, phase=state, decisionReported=state)
         self.node_log(
             analysis_id,
             "info" if approve else "warn",
