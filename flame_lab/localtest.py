@@ -14,10 +14,12 @@ import contextlib
 import functools
 import importlib.abc
 import importlib.util
+import io
 import json
 import sys
 import threading
 import traceback
+import types
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -343,16 +345,63 @@ class _Transport:
         return self.inner.receive(timeout)
 
 
+def _lookup(namespace: dict[str, Any], qualname: str) -> Any:
+    found: Any = namespace
+    for part in qualname.split("."):
+        found = found[part] if isinstance(found, dict) else getattr(found, part)
+    return found
+
+
+def _main_pickle(value: Any, namespace: dict[str, Any]) -> bytes:
+    """Pickle as a node does, where the entrypoint is ``__main__``: here every mock node runs
+    the entrypoint in its own namespace, so classes and functions of ``__main__`` travel by
+    name and each receiving node finds them in its own namespace."""
+    import pickle
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj: Any) -> Any:
+            if not isinstance(obj, type | types.FunctionType) or obj.__module__ != "__main__":
+                return None
+            try:  # only what a node could find by name, as pickle itself checks
+                if _lookup(namespace, obj.__qualname__) is obj:
+                    return ("__main__", obj.__qualname__)
+            except (KeyError, AttributeError):
+                pass
+            return None
+
+    buffer = io.BytesIO()
+    Pickler(buffer).dump(value)
+    return buffer.getvalue()
+
+
+def _main_unpickle(data: bytes, namespace: dict[str, Any]) -> Any:
+    """The value of :func:`_main_pickle`'s bytes, ``__main__`` names found in ``namespace``."""
+    import pickle
+
+    class Unpickler(pickle.Unpickler):
+        def persistent_load(self, pid: Any) -> Any:
+            return _lookup(namespace, str(pid[1]))
+
+    return Unpickler(io.BytesIO(data)).load()  # made by this kernel's own draft
+
+
 class ServiceRuntime:
     """A flame.star Runtime answered in-process by a sandbox NodeService."""
 
     adds_dp_noise = True  # as on a node: the service's release channel adds local-DP noise
 
-    def __init__(self, service: Any) -> None:
+    def __init__(self, service: Any, namespace: dict[str, Any] | None = None) -> None:
         self.service = service
+        self.namespace = namespace if namespace is not None else {}
 
     def get_id(self) -> str:
         return self.service.facts.node_id
+
+    def _dumps(self, value: Any) -> bytes:
+        return _main_pickle(value, self.namespace)
+
+    def _loads(self, data: bytes) -> Any:
+        return _main_unpickle(data, self.namespace)
 
     def get_role(self) -> Any:
         return self.service.facts.role
@@ -393,7 +442,7 @@ class ServiceRuntime:
     def send_message(self, receivers: Any, category: str, body: Any) -> tuple[list[str], list]:
         from flame_lab.sandbox.node.runtime_client import to_channel
 
-        body = to_channel(body, pickle_unknown=True)
+        body = to_channel(body, pickle_unknown=True, dumps=self._dumps)
         acked, missed = self.service.send_message(list(receivers), category, body)
         return acked, missed
 
@@ -403,7 +452,8 @@ class ServiceRuntime:
         got = self.service.receive_message(timeout)
         if got is None:
             return None
-        body = from_channel(got["body"], unpickle=True)  # the analysis's side, as on a node
+        # the analysis's side, as on a node
+        body = from_channel(got["body"], unpickle=True, loads=self._loads)
         return Message(got["sender"], got["category"], body, got["id"])
 
     def submit_final_result(self, submission: FinalSubmission) -> dict[str, str]:
@@ -413,6 +463,20 @@ class ServiceRuntime:
 
     def random_generator(self) -> Any:
         return None
+
+
+def _opened(value: Any) -> Any:
+    """A pickled release (made moments ago by this kernel's own draft, never from the network)
+    as its value, so that the local test shows what the researcher will receive."""
+    from flame_lab.security.payload import OpaquePickle
+
+    if isinstance(value, OpaquePickle):
+        import pickle
+
+        return pickle.loads(value.data)  # noqa: S301 - pickled in this process by the draft
+    if isinstance(value, list):
+        return [_opened(v) for v in value]
+    return value
 
 
 def run_local_test(
@@ -472,8 +536,9 @@ def run_local_test(
 
     def node_main(name: str) -> None:
         try:
-            with use_runtime(ServiceRuntime(services[name])):  # type: ignore[arg-type]
-                exec(entry, {"__name__": "__main__", "__file__": draft.entrypoint})  # noqa: S102 - the researcher's code
+            namespace: dict[str, Any] = {"__name__": "__main__", "__file__": draft.entrypoint}
+            with use_runtime(ServiceRuntime(services[name], namespace)):  # type: ignore[arg-type]
+                exec(entry, namespace)  # noqa: S102 - the researcher's code
         except BaseException as error:
             with lock:
                 errors[name] = error
@@ -510,7 +575,7 @@ def run_local_test(
         else:
             outcomes[name].error = user_traceback(error, draft)
     if final:
-        report.result = final[0].values
+        report.result = _opened(final[0].values)
         report.has_result = True
     if not finished:
         report.failure = (

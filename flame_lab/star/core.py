@@ -496,6 +496,12 @@ class FlameCoreSDK:
         """Take one incoming message into the inbox; False when none came in time."""
         incoming = self._runtime.receive_message(timeout)
         if incoming is None:
+            if timeout is None:  # a wait without end came back empty: the run was ended
+                raise StarError(
+                    "This node's run ended while it waited for messages (another node failed "
+                    "or the run was stopped).",
+                    hint="The other nodes' logs say why.",
+                )
             return False
         self._received[incoming.id] = time.monotonic()
         if incoming.category == FINISHED_CATEGORY:

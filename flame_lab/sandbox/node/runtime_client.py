@@ -19,7 +19,7 @@ from __future__ import annotations
 import collections
 import pickle
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from flame_lab import errors
@@ -47,9 +47,13 @@ def _refused(what: str) -> PayloadError:
     )
 
 
-def _pickled(value: Any) -> dict[str, bytes]:
+Dumps = Callable[[Any], bytes]
+Loads = Callable[[bytes], Any]
+
+
+def _pickled(value: Any, dumps: Dumps | None = None) -> dict[str, bytes]:
     try:
-        return {"$pickle": pickle.dumps(value)}
+        return {"$pickle": (dumps or pickle.dumps)(value)}
     except (pickle.PicklingError, TypeError, AttributeError) as exc:
         raise PayloadError(
             f"A {type(value).__name__} cannot travel between FLAME nodes: pickling it failed "
@@ -59,11 +63,14 @@ def _pickled(value: Any) -> dict[str, bytes]:
         ) from None
 
 
-def to_channel(value: Any, _depth: int = 0, *, pickle_unknown: bool = False) -> Any:
+def to_channel(
+    value: Any, _depth: int = 0, *, pickle_unknown: bool = False, dumps: Dumps | None = None
+) -> Any:
     """A JSON-able form of ``value`` (bytes stay bytes: the channel carries them).
 
     ``pickle_unknown`` (the analysis side only) pickles each value of another type, as FLAME
-    does; without it such a value is refused. An OpaquePickle always travels as it is.
+    does (with ``dumps`` if given); without it such a value is refused. An OpaquePickle
+    always travels as it is.
     """
     if _depth > MAX_DEPTH:
         raise _refused(f"values nested deeper than {MAX_DEPTH} levels")
@@ -79,19 +86,24 @@ def to_channel(value: Any, _depth: int = 0, *, pickle_unknown: bool = False) -> 
         return value.item()
     deeper = _depth + 1
     if isinstance(value, tuple):
-        return {"$tuple": [to_channel(v, deeper, pickle_unknown=pickle_unknown) for v in value]}
+        return {
+            "$tuple": [
+                to_channel(v, deeper, pickle_unknown=pickle_unknown, dumps=dumps) for v in value
+            ]
+        }
     if isinstance(value, list):
-        return [to_channel(v, deeper, pickle_unknown=pickle_unknown) for v in value]
+        return [to_channel(v, deeper, pickle_unknown=pickle_unknown, dumps=dumps) for v in value]
     if isinstance(value, dict) and type(value) in (dict, collections.OrderedDict):
         if all(isinstance(k, str) and not k.startswith("$") for k in value):
             return {
-                k: to_channel(v, deeper, pickle_unknown=pickle_unknown) for k, v in value.items()
+                k: to_channel(v, deeper, pickle_unknown=pickle_unknown, dumps=dumps)
+                for k, v in value.items()
             }
         return {
             "$dict": [
                 [
-                    to_channel(k, deeper, pickle_unknown=pickle_unknown),
-                    to_channel(v, deeper, pickle_unknown=pickle_unknown),
+                    to_channel(k, deeper, pickle_unknown=pickle_unknown, dumps=dumps),
+                    to_channel(v, deeper, pickle_unknown=pickle_unknown, dumps=dumps),
                 ]
                 for k, v in value.items()
             ]
@@ -102,14 +114,16 @@ def to_channel(value: Any, _depth: int = 0, *, pickle_unknown: bool = False) -> 
         except PayloadError:
             if not pickle_unknown:
                 raise
-            return _pickled(value)
+            return _pickled(value, dumps)
         return {"$payload": {"type": content_type, "data": data}}
     if pickle_unknown:
-        return _pickled(value)
+        return _pickled(value, dumps)
     raise _refused(f"a value of type {type(value).__name__}")
 
 
-def from_channel(value: Any, _depth: int = 0, *, unpickle: bool = False) -> Any:
+def from_channel(
+    value: Any, _depth: int = 0, *, unpickle: bool = False, loads: Loads | None = None
+) -> Any:
     """The Python value of a channel form; refuses any tag it does not know.
 
     A pickled value stays an OpaquePickle unless ``unpickle`` (only ever in the analysis
@@ -119,7 +133,7 @@ def from_channel(value: Any, _depth: int = 0, *, unpickle: bool = False) -> Any:
         raise _refused(f"values nested deeper than {MAX_DEPTH} levels")
     deeper = _depth + 1
     if isinstance(value, list):
-        return [from_channel(v, deeper, unpickle=unpickle) for v in value]
+        return [from_channel(v, deeper, unpickle=unpickle, loads=loads) for v in value]
     if not isinstance(value, dict):
         return value
     if len(value) == 1 and next(iter(value)).startswith("$"):
@@ -128,18 +142,18 @@ def from_channel(value: Any, _depth: int = 0, *, unpickle: bool = False) -> Any:
             if not unpickle:
                 return payload.OpaquePickle(inner)
             # the analysis process, running the researcher's own code: as on FLAME
-            return pickle.loads(inner)  # noqa: S301
+            return (loads or pickle.loads)(inner)
         if tag == "$tuple" and isinstance(inner, list):
-            return tuple(from_channel(v, deeper, unpickle=unpickle) for v in inner)
+            return tuple(from_channel(v, deeper, unpickle=unpickle, loads=loads) for v in inner)
         if tag == "$dict" and isinstance(inner, list):
             if not all(isinstance(p, list) and len(p) == 2 for p in inner):
                 raise _refused("a malformed $dict")
             out = {}
             for key, item in inner:
-                key = from_channel(key, deeper, unpickle=unpickle)
+                key = from_channel(key, deeper, unpickle=unpickle, loads=loads)
                 if isinstance(key, list | dict):
                     raise _refused(f"a dict key of type {type(key).__name__}")
-                out[key] = from_channel(item, deeper, unpickle=unpickle)
+                out[key] = from_channel(item, deeper, unpickle=unpickle, loads=loads)
             return out
         if tag == "$payload" and isinstance(inner, dict):
             data, content_type = inner.get("data"), inner.get("type")
@@ -147,7 +161,7 @@ def from_channel(value: Any, _depth: int = 0, *, unpickle: bool = False) -> Any:
                 raise _refused("a malformed $payload")
             return payload.decode(data, content_type)
         raise _refused(f"the unknown tag {tag!r}")
-    return {k: from_channel(v, deeper, unpickle=unpickle) for k, v in value.items()}
+    return {k: from_channel(v, deeper, unpickle=unpickle, loads=loads) for k, v in value.items()}
 
 
 _TABLES = (payload.PARQUET, payload.CSV)
