@@ -3,6 +3,7 @@
 import type {
   AnalysisDetail,
   AnalysisSummary,
+  Datasets,
   LogEntry,
   LogLevel,
   NodeInfo,
@@ -96,6 +97,10 @@ export class FlameApi {
 
   async nodes(): Promise<NodeInfo[]> {
     return (await this.get<{ nodes: NodeInfo[] }>('nodes')).nodes;
+  }
+
+  datasets(): Promise<Datasets> {
+    return this.get<Datasets>('datasets');
   }
 
   async analyses(): Promise<AnalysisSummary[]> {

@@ -43,6 +43,25 @@ export function collectFlameCells(notebook: NotebookJSON): FlameCell[] {
   return found;
 }
 
+/** The files the cells make and how many cells an earlier one of the same file overrides. */
+export function draftSummary(cells: FlameCell[]): string {
+  const files = new Map<string, number>();
+  for (const cell of cells) {
+    const header = cell.source.split('\n', 1)[0];
+    const match = /^%%flame\s+file\s+(\S+)/.exec(header);
+    const path = match ? match[1] : 'analysis.py';
+    files.set(path, (files.get(path) ?? 0) + 1);
+  }
+  const names = [...files.keys()].sort();
+  let text = `${names.length} file${names.length === 1 ? '' : 's'} (${names.join(', ')}) from ${cells.length} %%flame cell${cells.length === 1 ? '' : 's'} will be signed and sent as one analysis.`;
+  for (const [path, count] of files) {
+    if (count > 1) {
+      text += ` ${count} cells define ${path}: only the last of them counts.`;
+    }
+  }
+  return text;
+}
+
 /** Metadata with `flame_lab.submissions` extended by one record; other keys are kept as they were. */
 export function withSubmission(
   flameLab: unknown,

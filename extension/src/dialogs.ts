@@ -11,7 +11,13 @@ class OptionsBody extends Widget implements Dialog.IBodyWidget<SubmitChoices> {
   private readonly nameInput: HTMLInputElement;
   private readonly boxes: HTMLInputElement[] = [];
 
-  constructor(nodes: NodeInfo[], preselected: string[], name: string, cellCount: number) {
+  constructor(
+    nodes: NodeInfo[],
+    preselected: string[],
+    name: string,
+    cellCount: number,
+    summary?: string
+  ) {
     super();
     this.addClass('jp-FlameSubmit');
     this.nameInput = h('input', {
@@ -41,7 +47,8 @@ class OptionsBody extends Widget implements Dialog.IBodyWidget<SubmitChoices> {
       h(
         'p',
         {},
-        `${cellCount} %%flame cell${cellCount === 1 ? '' : 's'} will be signed and sent as one analysis.`
+        summary ??
+          `${cellCount} %%flame cell${cellCount === 1 ? '' : 's'} will be signed and sent as one analysis.`
       ),
       h('label', { for: 'flame-lab-submit-name' }, 'Analysis name'),
       this.nameInput,
@@ -86,10 +93,10 @@ class PassphraseBody extends Widget implements Dialog.IBodyWidget<string> {
 
 /** The SubmitUi pieces that are plain dialogs; provenance and reveal are wired in the plugin. */
 export const dialogUi: Pick<SubmitUi, 'chooseOptions' | 'askPassphrase' | 'showError'> = {
-  async chooseOptions({ nodes, preselected, name, cellCount }) {
+  async chooseOptions({ nodes, preselected, name, cellCount, summary }) {
     const result = await showDialog({
       title: 'Submit to FLAME',
-      body: new OptionsBody(nodes, preselected, name, cellCount),
+      body: new OptionsBody(nodes, preselected, name, cellCount, summary),
       buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Submit' })],
       focusNodeSelector: 'input'
     });
@@ -116,3 +123,13 @@ export const dialogUi: Pick<SubmitUi, 'chooseOptions' | 'askPassphrase' | 'showE
     });
   }
 };
+
+/** Asks before a destructive action (stop the sandbox, cancel an analysis). */
+export async function confirmAction(title: string, message: string, label: string): Promise<boolean> {
+  const result = await showDialog({
+    title,
+    body: message,
+    buttons: [Dialog.cancelButton(), Dialog.warnButton({ label })]
+  });
+  return result.button.accept;
+}

@@ -10,7 +10,7 @@ import { CommandToolbarButton } from '@jupyterlab/ui-components';
 
 import { API_ROOT, ApiError, FlameApi } from './api';
 import { resultCellSource, withSubmission, type NotebookJSON } from './cells';
-import { dialogUi } from './dialogs';
+import { confirmAction, dialogUi } from './dialogs';
 import { flameIcon } from './icon';
 import { DEFAULT_INTERVAL, FlameModel } from './model';
 import { FlamePanel, PANEL_ID } from './panel';
@@ -109,7 +109,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
 
     const panel = new FlamePanel(model, {
       openResult,
-      reportError: (title, error) => void showErrorMessage(title, describe(error))
+      reportError: (title, error) => void showErrorMessage(title, describe(error)),
+      confirm: confirmAction
     });
     app.shell.add(panel, 'right', { rank: 900 });
     // Pause polling while the browser tab itself is hidden.

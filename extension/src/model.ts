@@ -8,6 +8,7 @@ import {
   LOG_LEVELS,
   type AnalysisDetail,
   type AnalysisSummary,
+  type Datasets,
   type ErrorInfo,
   type LogEntry,
   type LogLevel,
@@ -56,6 +57,42 @@ export function filterLogs(logs: LogEntry[], level: LogLevel, node: string | nul
     .sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
 }
 
+/** Analyses shown before "Show more". */
+export const PAGE_SIZE = 20;
+
+/** "12 s ago", "5 min ago", "3 h ago", "2 d ago"; the ISO text when unreadable. */
+export function relativeTime(iso: string, now: Date = new Date()): string {
+  const then = Date.parse(iso);
+  if (Number.isNaN(then)) {
+    return iso;
+  }
+  const seconds = Math.max(0, Math.round((now.getTime() - then) / 1000));
+  if (seconds < 60) {
+    return `${seconds} s ago`;
+  }
+  if (seconds < 3600) {
+    return `${Math.floor(seconds / 60)} min ago`;
+  }
+  if (seconds < 86400) {
+    return `${Math.floor(seconds / 3600)} h ago`;
+  }
+  return `${Math.floor(seconds / 86400)} d ago`;
+}
+
+/** A key id in groups of four, as the CLI prints it. */
+export function groupKey(keyId: string): string {
+  return keyId.replace(/(.{4})(?=.)/g, '$1 ');
+}
+
+/** Analyses whose name or id contains `text` (case-insensitive). */
+export function filterAnalyses(analyses: AnalysisSummary[], text: string): AnalysisSummary[] {
+  const needle = text.trim().toLowerCase();
+  if (!needle) {
+    return analyses;
+  }
+  return analyses.filter(a => a.name.toLowerCase().includes(needle) || a.id.includes(needle));
+}
+
 export class FlameModel {
   connection: Connection = 'connecting';
   /** What went wrong on the last refresh and what to do, or null when it went well. */
@@ -69,6 +106,12 @@ export class FlameModel {
   logs: LogEntry[] = [];
   logLevel: LogLevel = 'info';
   logNode: string | null = null;
+  /** The nodes' data descriptions (the data dictionary); null until first read. */
+  datasets: Datasets | null = null;
+  datasetsProblem: string | null = null;
+  /** The analyses list: a filter text and how many rows are shown. */
+  filterText = '';
+  shown = PAGE_SIZE;
   /** Consecutive failed refreshes; drives the backoff. */
   failures = 0;
   lastUpdated: Date | null = null;
@@ -122,6 +165,33 @@ export class FlameModel {
       return this.detail;
     }
     return this.analyses.find(a => a.id === this.selectedId) ?? null;
+  }
+
+  /** The analyses the filter lets through. */
+  get filteredAnalyses(): AnalysisSummary[] {
+    return filterAnalyses(this.analyses, this.filterText);
+  }
+
+  setFilter(text: string): void {
+    this.filterText = text;
+    this.shown = PAGE_SIZE;
+    this.emit();
+  }
+
+  showMore(): void {
+    this.shown += PAGE_SIZE;
+    this.emit();
+  }
+
+  /** Reads the data dictionary again (the panel's Refresh, or its first showing). */
+  async loadDatasets(): Promise<void> {
+    try {
+      this.datasets = await this.api.datasets();
+      this.datasetsProblem = null;
+    } catch (error) {
+      this.datasetsProblem = error instanceof ApiError ? error.message : String(error);
+    }
+    this.emit();
   }
 
   /** The selected analysis's logs after the level and node filter. */
@@ -251,6 +321,9 @@ export class FlameModel {
       this.status = status;
       this.connection = 'connected';
       if (!status.reachable) {
+        // nothing answers: no node is online and the dictionary may be stale
+        this.nodes = this.nodes.map(n => ({ ...n, online: false }));
+        this.datasets = null;
         this.problem = status.error ?? {
           message: `The federation "${status.federation.name}" is not reachable.`,
           hint: 'The panel keeps retrying; check the federation settings if this persists.'
@@ -261,6 +334,9 @@ export class FlameModel {
       const [nodes, analyses] = await Promise.all([this.api.nodes(), this.api.analyses()]);
       this.nodes = nodes;
       this.analyses = analyses;
+      if (this.datasets === null && this.datasetsProblem === null) {
+        await this.loadDatasets();
+      }
       if (this.selectedId !== null) {
         await this.loadSelected();
       }

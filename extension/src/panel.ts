@@ -4,8 +4,14 @@ import { Widget } from '@lumino/widgets';
 
 import { h } from './dom';
 import { flameIcon } from './icon';
-import type { FlameModel } from './model';
-import { LOG_LEVELS, type AnalysisNode, type AnalysisSummary, type LogLevel } from './types';
+import { groupKey, relativeTime, type FlameModel } from './model';
+import {
+  LOG_LEVELS,
+  type AnalysisNode,
+  type AnalysisSummary,
+  type DatasetDescription,
+  type LogLevel
+} from './types';
 
 export const PANEL_ID = 'flame-lab-panel';
 
@@ -14,6 +20,8 @@ export interface PanelActions {
   openResult(analysisId: string): void;
   /** Shows an error a button caused (cancel, sandbox start) to the user. */
   reportError(title: string, error: unknown): void;
+  /** Asks before a destructive action; true to go ahead. */
+  confirm(title: string, message: string, label: string): Promise<boolean>;
 }
 
 const CONNECTION_TEXT: Record<string, string> = {
@@ -109,7 +117,12 @@ export class FlamePanel extends Widget {
       m.detail,
       m.logs,
       m.logLevel,
-      m.logNode
+      m.logNode,
+      m.datasets,
+      m.datasetsProblem,
+      m.filterText,
+      m.shown,
+      Math.floor(Date.now() / 30000) // relative times move on
     ]);
     if (key === this.lastRender) {
       return;
@@ -122,11 +135,16 @@ export class FlamePanel extends Widget {
       ...this.banners(),
       this.federation(),
       this.nodesSection(),
+      this.dataSection(),
       this.analysesSection(),
       this.detailSection()
     );
     if (focusKey) {
-      this.node.querySelector<HTMLElement>(`[data-focus="${focusKey}"]`)?.focus();
+      const target = this.node.querySelector<HTMLElement>(`[data-focus="${focusKey}"]`);
+      target?.focus();
+      if (target instanceof HTMLInputElement) {
+        target.setSelectionRange(target.value.length, target.value.length);
+      }
     }
   }
 
@@ -136,15 +154,26 @@ export class FlamePanel extends Widget {
       { class: 'jp-FlamePanel-button', type: 'button', 'data-focus': 'refresh', title: 'Refresh now' },
       'Refresh'
     );
-    refresh.addEventListener('click', () => void this.model.refresh());
+    refresh.addEventListener('click', () => {
+      void this.model.refresh().then(() => this.model.loadDatasets());
+    });
+    const m = this.model;
+    let connection = CONNECTION_TEXT[m.connection] ?? m.connection;
+    if (m.connection === 'connected' && m.status && !m.status.reachable) {
+      connection = m.status.federation.kind === 'sandbox' ? 'Sandbox not running' : 'Hub unreachable';
+    }
     return h(
       'div',
       { class: 'jp-FlamePanel-header' },
       h('h2', { class: 'jp-FlamePanel-title' }, 'FLAME'),
       h(
         'span',
-        { class: 'jp-FlamePanel-connection', 'data-connection': this.model.connection },
-        CONNECTION_TEXT[this.model.connection] ?? this.model.connection
+        {
+          class: 'jp-FlamePanel-connection',
+          'data-connection': m.connection,
+          'data-reachable': m.status ? String(m.status.reachable) : null
+        },
+        connection
       ),
       refresh
     );
@@ -219,7 +248,9 @@ export class FlamePanel extends Widget {
         'p',
         { class: 'jp-FlamePanel-key' },
         'Key: ',
-        s.keyId ? h('code', { 'data-key-id': s.keyId }, s.keyId) : 'none',
+        s.keyId
+          ? h('code', { 'data-key-id': s.keyId, class: 'jp-FlamePanel-keyId' }, groupKey(s.keyId))
+          : 'none',
         s.keyHint ? h('span', { class: 'jp-FlamePanel-hint' }, ` ${s.keyHint}`) : null
       )
     );
@@ -231,7 +262,20 @@ export class FlamePanel extends Widget {
         s.reachable ? 'Stop sandbox' : 'Start sandbox'
       );
       button.addEventListener('click', () => {
-        this.model.sandbox(action).catch(error => this.actions.reportError('Sandbox', error));
+        const go =
+          action === 'stop'
+            ? this.actions.confirm(
+                'Stop the sandbox?',
+                'The sandbox hub and its nodes stop; running analyses are interrupted. ' +
+                  'Start it again from here or with `flame-lab sandbox up`.',
+                'Stop sandbox'
+              )
+            : Promise.resolve(true);
+        void go.then(ok => {
+          if (ok) {
+            this.model.sandbox(action).catch(error => this.actions.reportError('Sandbox', error));
+          }
+        });
       });
       section.appendChild(button);
     }
@@ -271,7 +315,8 @@ export class FlamePanel extends Widget {
       'data-focus': 'analyses',
       'aria-activedescendant': m.selectedId ? this.optionId(m.selectedId) : null
     });
-    for (const analysis of m.analyses) {
+    const matching = m.filteredAnalyses;
+    for (const analysis of matching.slice(0, m.shown)) {
       list.appendChild(this.analysisRow(analysis));
     }
     list.addEventListener('keydown', event => {
@@ -287,13 +332,113 @@ export class FlamePanel extends Widget {
         void move();
       }
     });
+    const filter = h('input', {
+      type: 'search',
+      class: 'jp-FlamePanel-filter',
+      placeholder: 'Filter by name or id',
+      'aria-label': 'Filter analyses',
+      'data-focus': 'filter',
+      value: m.filterText
+    }) as HTMLInputElement;
+    filter.addEventListener('input', () => m.setFilter(filter.value));
+    let more: HTMLElement | null = null;
+    if (matching.length > m.shown) {
+      more = h(
+        'button',
+        { class: 'jp-FlamePanel-button jp-FlamePanel-more', type: 'button', 'data-focus': 'more' },
+        `Show more (${matching.length - m.shown} more)`
+      );
+      more.addEventListener('click', () => m.showMore());
+    }
+    if (!m.analyses.length) {
+      return h(
+        'section',
+        { class: 'jp-FlamePanel-section', 'aria-label': 'Analyses' },
+        h('h3', {}, 'Analyses'),
+        h('p', { class: 'jp-FlamePanel-muted' }, 'No analyses yet: use Submit to FLAME in a notebook.')
+      );
+    }
     return h(
       'section',
       { class: 'jp-FlamePanel-section', 'aria-label': 'Analyses' },
-      h('h3', {}, 'Analyses'),
-      m.analyses.length
-        ? list
-        : h('p', { class: 'jp-FlamePanel-muted' }, 'No analyses yet: use Submit to FLAME in a notebook.')
+      h('h3', {}, `Analyses (${m.analyses.length})`),
+      filter,
+      matching.length ? list : h('p', { class: 'jp-FlamePanel-muted' }, 'No analysis matches.'),
+      more
+    );
+  }
+
+  private dataSection(): HTMLElement {
+    const m = this.model;
+    const body: (HTMLElement | string)[] = [];
+    if (m.datasetsProblem) {
+      body.push(h('p', { class: 'jp-FlamePanel-muted' }, m.datasetsProblem));
+    } else if (!m.datasets) {
+      body.push(h('p', { class: 'jp-FlamePanel-muted' }, 'No data descriptions yet.'));
+    } else {
+      for (const d of m.datasets.nodes) {
+        body.push(this.datasetView(d));
+      }
+      if (m.datasets.missing.length) {
+        body.push(
+          h('p', { class: 'jp-FlamePanel-muted' }, `Not described (yet): ${m.datasets.missing.join(', ')}`)
+        );
+      }
+    }
+    return h(
+      'section',
+      { class: 'jp-FlamePanel-section jp-FlamePanel-data', 'aria-label': 'Data' },
+      h('h3', {}, 'Data'),
+      h(
+        'p',
+        { class: 'jp-FlamePanel-muted' },
+        'What each node holds, as it describes it: never rows. Also `%flame data`.'
+      ),
+      ...body
+    );
+  }
+
+  private datasetView(d: DatasetDescription): HTMLElement {
+    const parts: HTMLElement[] = [];
+    for (const table of d.tables) {
+      const rows = h('table', { class: 'jp-FlamePanel-dataTable', 'aria-label': `${d.node} ${table.name}` });
+      rows.appendChild(
+        h('tr', {}, h('th', { scope: 'col' }, 'Column'), h('th', { scope: 'col' }, 'Type'), h('th', { scope: 'col' }, 'Values'))
+      );
+      for (const c of table.columns) {
+        rows.appendChild(
+          h(
+            'tr',
+            { 'data-column': c.name, title: c.description ?? '' },
+            h('td', {}, h('code', {}, c.name)),
+            h('td', {}, c.type + (c.unit ? ` [${c.unit}]` : '')),
+            h('td', {}, c.values)
+          )
+        );
+      }
+      parts.push(h('div', { class: 'jp-FlamePanel-dataName' }, `${table.name} · ${table.records} rows`), rows);
+    }
+    if (d.fhir.length) {
+      const list = h('ul', { class: 'jp-FlamePanel-fhir' });
+      for (const r of d.fhir) {
+        const codes = r.codes.map(c => `${c.system} ${c.code}${c.display ? ` ${c.display}` : ''}`);
+        list.appendChild(
+          h('li', { title: codes.join('\n') }, `${r.type} · ${r.records}`, codes.length ? ` · ${codes.length} codes` : '')
+        );
+      }
+      parts.push(h('div', { class: 'jp-FlamePanel-dataName' }, 'FHIR'), list);
+    }
+    if (d.codeSystems.length) {
+      parts.push(h('p', { class: 'jp-FlamePanel-muted' }, `Code systems: ${d.codeSystems.join(', ')}`));
+    }
+    if (d.policy) {
+      parts.push(h('p', { class: 'jp-FlamePanel-muted' }, `Policy: ${d.policy}`));
+    }
+    return h(
+      'details',
+      { class: 'jp-FlamePanel-dataset', 'data-node': d.node },
+      h('summary', {}, h('span', { class: 'jp-FlamePanel-name' }, d.node), ` · ${d.records} records`),
+      ...parts
     );
   }
 
@@ -323,8 +468,15 @@ export class FlamePanel extends Widget {
       h(
         'div',
         { class: 'jp-FlamePanel-analysisHead' },
-        h('span', { class: 'jp-FlamePanel-name' }, analysis.name),
+        h('span', { class: 'jp-FlamePanel-name', title: analysis.name }, analysis.name),
         chip(analysis.status, analysis.status)
+      ),
+      h(
+        'div',
+        { class: 'jp-FlamePanel-muted jp-FlamePanel-analysisMeta' },
+        h('code', {}, analysis.id.slice(0, 8)),
+        ' · ',
+        h('time', { datetime: analysis.createdAt, title: analysis.createdAt }, relativeTime(analysis.createdAt))
       ),
       progressBar(analysis.progress, `${analysis.name} progress`),
       chips
@@ -344,7 +496,14 @@ export class FlamePanel extends Widget {
       'section',
       { class: 'jp-FlamePanel-section jp-FlamePanel-detail', 'aria-label': 'Selected analysis' },
       h('h3', {}, a.name),
-      h('p', { class: 'jp-FlamePanel-muted' }, `id ${a.id} · created ${a.createdAt}`)
+      h(
+        'p',
+        { class: 'jp-FlamePanel-muted' },
+        'id ',
+        h('code', {}, a.id),
+        ' · created ',
+        h('time', { datetime: a.createdAt, title: a.createdAt }, relativeTime(a.createdAt))
+      )
     );
     if (detail?.failure) {
       section.appendChild(
@@ -372,9 +531,13 @@ export class FlamePanel extends Widget {
         )
       );
       if (node.comment) {
-        table.appendChild(
-          h('tr', { class: 'jp-FlamePanel-comment' }, h('td', { colspan: 3 }, node.comment))
-        );
+        const lines = node.comment.split('\n').filter(line => line.trim());
+        const last = lines.length ? lines[lines.length - 1].trim() : '';
+        const cell =
+          lines.length > 1
+            ? h('details', {}, h('summary', {}, last), h('pre', { class: 'jp-FlamePanel-trace' }, node.comment))
+            : last;
+        table.appendChild(h('tr', { class: 'jp-FlamePanel-comment' }, h('td', { colspan: 3 }, cell)));
       }
     }
     section.appendChild(table);
@@ -388,7 +551,17 @@ export class FlamePanel extends Widget {
     if (['pending', 'approved', 'running'].includes(a.status)) {
       const cancel = h('button', { class: 'jp-FlamePanel-button', type: 'button', 'data-focus': 'cancel' }, 'Cancel analysis');
       cancel.addEventListener('click', () => {
-        m.cancel(a.id).catch(error => this.actions.reportError('Cancel analysis', error));
+        void this.actions
+          .confirm(
+            'Cancel this analysis?',
+            `"${a.name}" (${a.id.slice(0, 8)}) stops at every node; it cannot be resumed.`,
+            'Cancel analysis'
+          )
+          .then(ok => {
+            if (ok) {
+              m.cancel(a.id).catch(error => this.actions.reportError('Cancel analysis', error));
+            }
+          });
       });
       buttons.appendChild(cancel);
     }

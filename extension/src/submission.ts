@@ -1,7 +1,7 @@
 /** The "Submit to FLAME" flow as plain steps, so jest checks it; the Lab dialogs plug in through SubmitUi. */
 
 import { ApiError, type FlameApi } from './api';
-import { collectFlameCells, type NotebookJSON } from './cells';
+import { collectFlameCells, draftSummary, type NotebookJSON } from './cells';
 import type { NodeInfo, Provenance, SubmitResponse } from './types';
 
 export interface SubmitChoices {
@@ -16,6 +16,8 @@ export interface SubmitUi {
     preselected: string[];
     name: string;
     cellCount: number;
+    /** What will be sent, in words (files, and cells that override earlier ones). */
+    summary?: string;
   }): Promise<SubmitChoices | null>;
   /** Asks for the key passphrase; `retry` is true when a previous one did not unlock the key. */
   askPassphrase(message: string, hint: string, retry: boolean): Promise<string | null>;
@@ -79,7 +81,8 @@ export async function submitNotebook(
     nodes,
     preselected: preselectNodes(nodes, options.defaultNodes),
     name: suggestName(options.path),
-    cellCount: cells.length
+    cellCount: cells.length,
+    summary: draftSummary(cells)
   });
   if (choices === null) {
     return { kind: 'cancelled' };

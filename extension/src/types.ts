@@ -111,3 +111,31 @@ export interface SubmitResponse {
   analysis: AnalysisSummary;
   provenance: Provenance;
 }
+
+export interface DatasetColumn {
+  name: string;
+  type: string;
+  unit: string | null;
+  description: string | null;
+  values: string;
+  empty: boolean;
+}
+
+export interface DatasetDescription {
+  node: string;
+  records: string;
+  tables: { name: string; records: string; columns: DatasetColumn[] }[];
+  fhir: {
+    type: string;
+    records: string;
+    codes: { system: string; code: string; display: string | null; unit: string | null; records: string }[];
+  }[];
+  codeSystems: string[];
+  policy: string;
+  describedAt: string | null;
+}
+
+export interface Datasets {
+  nodes: DatasetDescription[];
+  missing: string[];
+}

@@ -444,6 +444,9 @@ class FlameMagics(Magics):
             value = as_frame(value)
         name = result_variable(analysis.id)
         self.shell.user_ns[name] = value
+        for monitor in self.session.monitors:  # their Decrypt buttons give way to a note
+            if monitor.analysis.id == analysis.id:
+                monitor.show_opened(name)
         self._provenance_result(analysis, name)
         return value
 

@@ -402,7 +402,13 @@ def render_html(view: MonitorView) -> str:
 
 
 def preview_html(value: Any, max_rows: int = 10) -> str:
-    """A result preview: a table for data frames, else its (escaped) repr."""
+    """A result preview: a table where it fits one (flame_lab.frames), else its escaped repr."""
+    try:
+        from flame_lab.frames import as_frame
+
+        value = as_frame(value)
+    except Exception:  # noqa: S110 - not a table (or no pandas): the repr below
+        pass
     to_html = getattr(value, "to_html", None)
     if callable(to_html) and hasattr(value, "columns"):
         try:

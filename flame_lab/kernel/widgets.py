@@ -204,12 +204,18 @@ class Monitor:
             f"<div>Decrypted into <code>{render.esc(name)}</code>:</div>"
             + render.preview_html(value)
         )
-        if self.action is not None:  # the button's place keeps the preview, as static HTML
-            self.action.update(
-                {"text/html": self.preview.value, "text/plain": f"Decrypted into {name}"},
-                raw=True,
-            )
+        self.show_opened(name)
         return value
+
+    def show_opened(self, name: str) -> None:
+        """The button's place says where the result went, as static HTML (no widget left to
+        show "model not found" once the notebook is saved); also after `%flame result`."""
+        if self.action is None:
+            return
+        html = f"<div>Decrypted into <code>{render.esc(name)}</code></div>"
+        if self.result is not None:
+            html = self.preview.value
+        self.action.update({"text/html": html, "text/plain": f"Decrypted into {name}"}, raw=True)
 
     # -- the end -------------------------------------------------------------------------------
     def static_bundle(self) -> dict[str, str]:

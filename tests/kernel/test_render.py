@@ -128,7 +128,9 @@ def test_a_data_frame_previews_as_an_escaped_table_and_anything_else_as_its_repr
 
     table = render.preview_html(pd.DataFrame({"site": [HOSTILE], "n": [12]}))
     assert "<table" in table and "<img" not in table
-    other = render.preview_html({"mean": 50.2, "note": HOSTILE})
+    numbers = render.preview_html({"mean": 50.2, "note": HOSTILE})  # a table of values
+    assert "<table" in numbers and "<img" not in numbers and "50.2" in numbers
+    other = render.preview_html({"nested": {"deep": {"x": HOSTILE}}})
     assert other.startswith("<pre>") and "<img" not in other
 
 

@@ -264,3 +264,12 @@ def test_an_analysis_gone_from_the_hub_stops_the_poller_with_the_reason():
     monitor.join(timeout=10)
     assert not monitor.running and monitor.gone
     assert "no longer knows" in monitor.header.value
+
+
+def test_a_result_opened_elsewhere_replaces_the_button_with_a_static_note():
+    monitor = widgets.Monitor(FakeAnalysis(running_script()[2:]), namespace={})
+    monitor.handle, monitor.action = Handle(), Handle()
+    monitor.start()
+    monitor.show_opened("result_an_1")
+    last = monitor.action.updates[-1]
+    assert set(last) == {"text/html", "text/plain"} and "result_an_1" in last["text/html"]

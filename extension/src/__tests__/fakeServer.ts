@@ -86,6 +86,30 @@ export class FakeServer {
     this.on('GET status', () => json(status()));
     this.on('GET nodes', () => json({ nodes: NODES }));
     this.on('GET analyses', () => json({ analyses: [summary('a1'), summary('a2'), summary('a3')] }));
+    this.on('GET datasets', () =>
+      json({
+        nodes: [
+          {
+            node: 'charite',
+            records: '100-999',
+            tables: [
+              {
+                name: 'patients.csv',
+                records: '100-999',
+                columns: [
+                  { name: 'age', type: 'integer', unit: 'a', description: null, values: '10 to 100', empty: false }
+                ]
+              }
+            ],
+            fhir: [],
+            codeSystems: ['ICD-10-GM', 'LOINC'],
+            policy: 'approval auto',
+            describedAt: null
+          }
+        ],
+        missing: ['tum']
+      })
+    );
   }
 
   on(route: string, handler: Handler): this {

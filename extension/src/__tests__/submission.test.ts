@@ -93,7 +93,8 @@ describe('submitNotebook', () => {
       nodes: NODES,
       preselected: ['tum'],
       name: '01-getting-started',
-      cellCount: 1
+      cellCount: 1,
+      summary: '1 file (analysis.py) from 1 %%flame cell will be signed and sent as one analysis.'
     });
   });
 
