@@ -12,7 +12,7 @@ from flame_lab import __version__
 from flame_lab.errors import FlameLabError
 
 # Modules under flame_lab.cli that define ``register(subparsers)``.
-GROUPS = ("keys", "sandbox", "analyses", "data", "image", "lab")
+GROUPS = ("keys", "sandbox", "node", "analyses", "data", "image", "lab")
 
 
 def build_parser() -> argparse.ArgumentParser:

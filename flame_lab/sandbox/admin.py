@@ -1,4 +1,4 @@
-"""Acting as a sandbox node's admin: approve or reject an analysis waiting at that node.
+"""Acting as a sandbox node's admin: review, then approve or reject an analysis at that node.
 
 The decision goes into the node's own ledger first (that is what the node obeys), then it is
 reported to the hub. An approval re-checks the signed bundle against the node's trusted
@@ -15,6 +15,7 @@ from flame_lab.hubclient import every, hub_errors
 from flame_lab.sandbox import daemon
 from flame_lab.sandbox.node.agent import NodeAgent
 from flame_lab.sandbox.node.ledger import PENDING
+from flame_lab.sandbox.node.review import Review, diff_files, scan
 
 
 def node_agent(node_name: str, home: Path | str | None = None) -> NodeAgent:
@@ -83,3 +84,40 @@ def decide(
     )
     agent.report(link, decision)
     return comment
+
+
+def review(analysis_id: str, node_name: str, home: Path | str | None = None) -> Review:
+    """What ``node_name``'s admin should read before deciding on ``analysis_id``: the signer,
+    every file, the diff against the last version of the same analysis name this signer got
+    approved at this node, and the risk scan. Read-only: decides nothing."""
+    agent = node_agent(node_name, home)
+    analysis_link(agent, analysis_id)
+    with hub_errors(f"read analysis {analysis_id}"):
+        analysis = agent.core.get_analysis(analysis_id)
+    if analysis is None:
+        raise NotFound(f"the hub no longer knows analysis {analysis_id}")
+    signed = agent.fetch_bundle(analysis_id, None)
+    manifest = signed.manifest
+    problem = ""
+    try:
+        agent.check(signed, analysis)
+    except BundleError as exc:
+        problem = exc.message
+    name = str(analysis.name or "")
+    previous = agent.ledger.last_approved(name, manifest.signer, other_than=signed.bundle_hash)
+    return Review(
+        analysis_id=analysis_id,
+        node=node_name,
+        name=name,
+        signer=manifest.signer,
+        signer_trusted=manifest.signer in {k.key_id for k in agent.folder.trusted_researchers()},
+        bundle_hash=signed.bundle_hash,
+        entrypoint=manifest.entrypoint,
+        files=tuple((f.path, f.size, f.sha256) for f in manifest.files),
+        binding=manifest.binding.to_dict() if manifest.binding else None,
+        problem=problem,
+        decision=agent.ledger.decision(signed.bundle_hash),
+        previous=previous[0] if previous else None,
+        changes=tuple(diff_files(previous[1], signed.files)) if previous else (),
+        findings=tuple(scan(signed.files)),
+    )

@@ -279,3 +279,35 @@ def test_invented_altered_or_repeated_log_lines_are_shown_as_unverified(fed):
     assert len(forged) == 4 and not any(ln.verified for ln in forged)
     assert all(ln.message.startswith("(unverified) ") for ln in forged)
     assert "[flame-lab-signed" not in "".join(ln.message for ln in after)
+
+
+def test_the_admin_reviews_a_new_version_against_the_approved_one_then_rejects(fed, capsys):
+    from flame_lab.cli import main
+
+    home = str(_home(fed))
+    with manual_policy(fed, "uk-koeln"):
+        first = fed.submit(_draft(), name="cohort review")
+        _wait_for(lambda: first.logs(node="uk-koeln"), "uk-koeln to review the code")
+        assert main(["node", "approve", first.id, "--node", "uk-koeln", "--home", home]) == 0
+        first.wait(timeout=WAIT)
+        changed = (
+            MEAN_AGE.read_text()
+            .replace("import csv\n", "import csv\nimport socket\n")
+            .replace("        rows = list(", "        print(data)\n        rows = list(")
+        )
+        draft = fl.Draft.from_files({"mean_age.py": changed}, entrypoint="mean_age.py")
+        second = fed.submit(draft, name="cohort review")
+        _wait_for(lambda: second.logs(node="uk-koeln"), "uk-koeln to review the code")
+        capsys.readouterr()
+        assert main(["node", "review", second.id, "--node", "uk-koeln", "--home", home]) == 0
+        text = capsys.readouterr().out
+        assert f"signer   {second.record.signer} (trusted by this node)" in text
+        assert "verifies: yes" in text and "decision at this node: pending" in text
+        assert f"bundle {first.record.bundle_hash[:16]}" in text  # the version approved before
+        assert "+import socket" in text and "+        print(data)" in text
+        assert "mean_age.py:4  [network] imports socket" in text
+        assert "[prints-data] print() of a value computed from data" in text
+        assert main(["node", "reject", second.id, "--node", "uk-koeln", "--reason", "no network",
+                     "--home", home]) == 0  # fmt: skip
+        with pytest.raises(AnalysisFailed, match="rejected at uk-koeln: no network"):
+            second.wait(timeout=WAIT)
