@@ -534,3 +534,21 @@ def test_every_log_line_arrives_beyond_the_hubs_page_size(fed):
     run.wait(timeout=WAIT)
     lines = [ln.message for ln in run.logs(node="uk-aachen")]
     assert [f"line {i}" for i in range(70)] == [m for m in lines if m.startswith("line ")]
+
+
+def test_a_node_requiring_dp_refuses_a_plain_analysis_and_noises_and_charges_a_dp_one(
+    fed, flame_home
+):
+    old = _set_policy(flame_home, "uk-aachen", privacy__require_dp=True)
+    try:
+        plain = fed.submit(_draft("mean_age.py"))
+        with pytest.raises(AnalysisFailed, match="rule require-dp") as info:
+            plain.wait(timeout=WAIT)
+        assert "uk-aachen" in str(info.value)
+        noisy = fed.submit(_draft("dp_count.py"))
+        noisy.wait(timeout=WAIT)
+        float(noisy.result())
+        charged = [ln.message for ln in noisy.logs(node="uk-aachen") if "charged" in ln.message]
+        assert charged and "charged epsilon 1" in charged[0]  # the data node's own release
+    finally:
+        dump_policy(old, _node_folder(flame_home, "uk-aachen").policy)
