@@ -225,3 +225,24 @@ def test_a_pickle_of_other_classes_stays_bytes_with_the_names_and_the_opt_in():
     assert trusted["model"].coef == [0.5, -1.0]
     with pytest.raises(PayloadError, match="not a class name"):
         pickles.load(data, trusted=["FittedModel"])
+
+
+class _Misuses:
+    """Allowed helpers called with arguments no pandas or NumPy pickle would hold."""
+
+    def __init__(self, how: str) -> None:
+        self.how = how
+
+    def __reduce__(self):
+        import pandas._libs.arrays as arrays
+
+        if self.how == "cython-state-on-a-dict":
+            cython_unpickle = vars(arrays)["__pyx_unpickle_NDArrayBacked"]  # a mangled name here
+            return (cython_unpickle, (dict, 82904607, (None, None)))
+        return (np.ndarray, ((2**62,), "f8"))  # an array claiming 2**62 elements
+
+
+@pytest.mark.parametrize("how", ["cython-state-on-a-dict", "huge-ndarray"])
+def test_allowed_helpers_called_with_forged_arguments_fail_cleanly(how):
+    with pytest.raises(PayloadError):
+        pickles.load(pickle.dumps(_Misuses(how)))
