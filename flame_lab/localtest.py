@@ -385,6 +385,61 @@ def _main_unpickle(data: bytes, namespace: dict[str, Any]) -> Any:
     return Unpickler(io.BytesIO(data)).load()  # made by this kernel's own draft
 
 
+class _OutputRouter:
+    """While a local test runs, what a mock node's thread prints goes through that node's
+    service as on a node (capped, checked under strict, linted) and is still shown here."""
+
+    def __init__(self) -> None:
+        self.routes: dict[int, Any] = {}
+        self._pending: dict[tuple[int, str], str] = {}
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        saved = sys.stdout, sys.stderr
+        sys.stdout = _RoutedStream(self, "stdout", saved[0])  # type: ignore[assignment]
+        sys.stderr = _RoutedStream(self, "stderr", saved[1])  # type: ignore[assignment]
+        try:
+            yield
+        finally:
+            sys.stdout, sys.stderr = saved
+
+    def write(self, stream: str, text: str) -> None:
+        ident = threading.get_ident()
+        service = self.routes.get(ident)
+        if service is None:
+            return
+        with self._lock:
+            pending = self._pending.get((ident, stream), "") + text
+            *lines, rest = pending.split("\n")
+            self._pending[(ident, stream)] = rest
+        for line in lines:
+            service.output(stream, line)
+
+    def flush_thread(self) -> None:
+        ident = threading.get_ident()
+        service = self.routes.get(ident)
+        for stream in ("stdout", "stderr"):
+            with self._lock:
+                rest = self._pending.pop((ident, stream), "")
+            if rest and service is not None:
+                service.output(stream, rest)
+
+
+class _RoutedStream(io.TextIOBase):
+    def __init__(self, router: _OutputRouter, name: str, original: Any) -> None:
+        self.router = router
+        self.name = name
+        self.original = original
+
+    def write(self, text: str) -> int:
+        self.router.write(self.name, text)
+        return self.original.write(text)
+
+    def flush(self) -> None:
+        self.original.flush()
+
+
 class ServiceRuntime:
     """A flame.star Runtime answered in-process by a sandbox NodeService."""
 
@@ -534,7 +589,10 @@ def run_local_test(
     remaining = [len(mocks)]
     lock = threading.Lock()
 
+    router = _OutputRouter()
+
     def node_main(name: str) -> None:
+        router.routes[threading.get_ident()] = services[name]
         try:
             namespace: dict[str, Any] = {"__name__": "__main__", "__file__": draft.entrypoint}
             with use_runtime(ServiceRuntime(services[name], namespace)):  # type: ignore[arg-type]
@@ -545,12 +603,13 @@ def run_local_test(
             for service in services.values():
                 service.close()  # a failed node ends everyone's waits
         finally:
+            router.flush_thread()
             with lock:
                 remaining[0] -= 1
                 if remaining[0] == 0:
                     done.set()
 
-    with draft_modules(draft):
+    with draft_modules(draft), router.installed():
         threads = [
             threading.Thread(target=node_main, args=(n,), name=f"flame-localtest-{n}", daemon=True)
             for n in ids
@@ -574,7 +633,12 @@ def run_local_test(
             outcomes[name].refused = (refusal or error).message  # type: ignore[union-attr]
         else:
             outcomes[name].error = user_traceback(error, draft)
-    if final:
+    refused_only = [n for n, svc in services.items() if svc.refusal is not None and n not in errors]
+    for (
+        name
+    ) in refused_only:  # e.g. a printed line: the node stops the run, the code raised nothing
+        outcomes[name].refused = services[name].refusal.message  # type: ignore[union-attr]
+    if final and not refused_only:
         report.result = _opened(final[0].values)
         report.has_result = True
     if not finished:
@@ -587,6 +651,8 @@ def run_local_test(
         report.failure = f"node {first} " + (
             "refused to release" if outcomes[first].refused else "failed"
         )
+    elif refused_only:
+        report.failure = f"node {refused_only[0]} refused to release"
     elif not final:
         report.failure = "the analysis ended without a final result"
     return report

@@ -212,3 +212,19 @@ def test_fhir_analyses_get_search_bundles_from_each_mock_nodes_fhir_store():
     data_nodes = [n for n in report.nodes if n.role == "default"]
     assert [n.released for n in data_nodes] == [[n.records] for n in data_nodes]
     assert report.result == sum(n.records for n in data_nodes)
+
+
+PRINTING = MEAN_AGE_CELL.replace(
+    'return {"sum": sum(ages), "n": len(ages)}',
+    'print(ages)\n        return {"sum": sum(ages), "n": len(ages)}',
+)
+
+
+def test_printed_rows_are_linted_on_flame_nodes_and_refused_by_strict_ones(tmp_path, capsys):
+    report = localtest.run_local_test(draft_of(PRINTING), home=_home(tmp_path, "flame"))
+    assert report.ok
+    assert any("a line of stdout" in f and "rule run-total" in f for f in report.lint)
+    assert "[" in capsys.readouterr().out  # still shown to the researcher, as before
+    strict = localtest.run_local_test(draft_of(PRINTING), home=_home(tmp_path / "s", "strict"))
+    assert not strict.ok and not strict.has_result
+    assert "a line of stdout" in strict.nodes[0].refused
