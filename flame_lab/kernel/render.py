@@ -217,7 +217,9 @@ def build_view(
                 approval=node.approval or "pending",
                 execution=execution,
                 progress=progress,
-                last_log=last_by_node.get(node.node_id, ""),
+                # what the analysis waits for at this node says more than its last log line
+                last_log=(getattr(node, "waiting", "") if not status.done else "")
+                or last_by_node.get(node.node_id, ""),
                 in_state=duration(in_state[node.node_id]) if node.node_id in in_state else "",
                 failed=failed,
                 reason=reason if failed else None,

@@ -146,3 +146,13 @@ def test_terminal_escapes_and_bidi_controls_from_the_network_are_shown_not_obeye
     for text in (render.render_text(view), render.progress_line(view), render.render_html(view)):
         assert not any(ch in text for ch in "\x1b\x07\x9b\u202e"), text
         assert "\\x1b]0;owned" in text and "\\u202e" in text
+
+
+def test_a_node_the_analysis_waits_for_says_what_it_waits_for_instead_of_its_last_log():
+    from dataclasses import replace
+
+    waiting = replace(node("uk-koeln"), online=False, waiting="uk-koeln is offline: it reviews")
+    st = status((waiting, node("uk-aachen", "approved")))
+    view = view_of(st, [log("uk-koeln", "old line"), log("uk-aachen", "approved it")])
+    assert [r.last_log for r in view.nodes] == ["uk-koeln is offline: it reviews", "approved it"]
+    assert "uk-koeln is offline" in render.render_html(view)
