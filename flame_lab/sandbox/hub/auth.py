@@ -8,6 +8,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -92,9 +93,16 @@ class OAuthClient:
         return f"OAuthClient(client_id={self.client_id!r}, redirect_uri={self.redirect_uri!r})"
 
 
+# One derivation at a time: concurrent Argon2id derivations with several lanes (logins of
+# several researchers at once, run in the IO loop's executor) hang or fail with MemoryError
+# in OpenSSL; serialised, each takes its usual fraction of a second.
+_KDF_LOCK = threading.Lock()
+
+
 def _argon2(password: str, salt: bytes, memory: int, iterations: int, lanes: int) -> bytes:
     kdf = Argon2id(salt=salt, length=32, iterations=iterations, lanes=lanes, memory_cost=memory)
-    return kdf.derive(password.encode("utf-8", "surrogatepass"))
+    with _KDF_LOCK:
+        return kdf.derive(password.encode("utf-8", "surrogatepass"))
 
 
 def hash_password(password: str) -> str:
