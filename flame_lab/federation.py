@@ -1294,6 +1294,7 @@ class Analysis:
                     hint="Do not trust it; ask the hub's admins what stored it.",
                 )
             opened.append(inner)
+        envelope.check_result_set([o.header for o in opened])  # exactly 0..count-1, once each
         opened.sort(key=lambda o: o.header.sequence)
         digests = [o.digest for o in opened]
         if record.result_hashes != digests:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.metadata as metadata
 import importlib.util
+import os
 import sys
 from dataclasses import dataclass
 
@@ -53,11 +54,33 @@ class Environment:
         return sorted({n.requirement for n in self.needs}, key=str.lower)
 
 
-def _distributions() -> dict[str, list[str]]:
-    try:
-        return metadata.packages_distributions()
-    except Exception:  # a broken distribution's metadata must not break a check
-        return {}
+_cache: dict[tuple, dict[str, list[str]]] = {}
+
+
+def _fingerprint() -> tuple:
+    """sys.path and its folders' modification times: an install or removal changes it."""
+    stamps = []
+    for entry in sys.path:
+        try:
+            stamps.append((entry, os.stat(entry or ".").st_mtime_ns))
+        except OSError:
+            stamps.append((entry, None))
+    return tuple(stamps)
+
+
+def distributions() -> dict[str, list[str]]:
+    """Top-level module -> the distributions providing it here; scanning every installed
+    distribution takes a large environment a good part of a second, so it is kept until
+    sys.path or one of its folders changes (``%pip install`` changes a folder)."""
+    key = _fingerprint()
+    if key not in _cache:
+        try:
+            found = metadata.packages_distributions()
+        except Exception:  # a broken distribution's metadata must not break a check
+            found = {}
+        _cache.clear()
+        _cache[key] = found
+    return _cache[key]
 
 
 def _version(distribution: str) -> str | None:
@@ -76,7 +99,7 @@ def capture(draft: Draft, catalog: Catalog, *, strict: bool = True) -> Environme
             continue
         target = stdlib if use.module in sys.stdlib_module_names else places
         target.setdefault(use.module, []).append(use.where)
-    providers = _distributions() if places else {}
+    providers = distributions() if places else {}
     by_module = {m: d for d in catalog.import_names for m in catalog.modules_of(d)}
     needs = []
     for module, where in sorted(places.items()):

@@ -34,6 +34,7 @@ from packaging.version import InvalidVersion, Version
 
 import flame_lab
 from flame_lab.images import catalog as catalogs
+from flame_lab.images.capture import distributions
 from flame_lab.images.catalog import Catalog
 
 GATE_NAME = "_flame_lab_image_gate"
@@ -71,7 +72,7 @@ def plan(image_path: str, catalog: Catalog) -> dict:
     image = catalog.get(image_path)
     pins = catalog.provided(image)
     by_dist: dict[str, set[str]] = {}
-    for module, dists in metadata.packages_distributions().items():
+    for module, dists in distributions().items():
         for dist in dists:
             by_dist.setdefault(canonicalize_name(dist), set()).add(module)
     sdk = {canonicalize_name(Requirement(r).name) for r in catalog.sdk_requirements}

@@ -103,6 +103,7 @@ def seal_values(
                 content_type=content_type,
                 recipients=manifest.recipients,
                 node=throwaway,
+                count=len(values),
             )
         )
     return sealed

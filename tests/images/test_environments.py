@@ -10,6 +10,7 @@ import pytest
 
 import flame_lab as fl
 from flame_lab.errors import AnalysisFailed
+from flame_lab.images import catalog as catalogs
 from flame_lab.images.environments import environment_for
 from flame_lab.privacy import NodePolicy, dump_policy, load_policy
 from flame_lab.sandbox.node.layout import NodeFolder
@@ -60,9 +61,21 @@ def test_the_stand_in_of_an_image_with_pandas_lets_it_and_its_dependencies_in(tm
     found = _probe(env, tmp_path)
     assert found["pandas"] == found["numpy"] == "ok"
     assert found["flame_lab"] == "No module named 'flame_lab'"
-    assert any("scikit-learn" in note for note in env.notes)  # not installed here: said so
     sealing = _probe(environment_for("python/flame-lab", tmp_path / "images"), tmp_path)
     assert sealing["flame_lab"] == "ok" and sealing["pandas"] == "No module named 'pandas'"
+
+
+def test_what_the_stand_in_cannot_match_is_said(tmp_path):
+    folder = tmp_path / "lists" / "hospital" / "odd"
+    folder.mkdir(parents=True)
+    (folder / "requirements.txt").write_text("numpy==0.0.1\nno-such-dist-xyz==1.0\n")
+    catalog = catalogs.load(user_dir=tmp_path / "lists")
+    env = environment_for("hospital/odd", tmp_path / "images", catalog)
+    assert "no-such-dist-xyz==1.0 is in hospital/odd but not installed here" in env.notes
+    assert any(
+        n.startswith("numpy: hospital/odd pins ==0.0.1, this sandbox has") for n in env.notes
+    )
+    assert _probe(env, tmp_path)["numpy"] == "ok"  # the version here, but importable
 
 
 def test_a_stand_in_is_built_once_and_rebuilt_when_its_list_changes(tmp_path):

@@ -237,3 +237,15 @@ def test_a_broken_cell_takes_its_earlier_version_out_of_the_draft_and_names_its_
     assert f"analysis.py (cell [{number}])" in ran.stdout  # the number the notebook shows
     assert "earlier version of analysis.py was taken out of the draft" in ran.stdout
     assert "analysis.py" not in magics_of(shell).session.draft.sources
+
+
+def test_local_test_says_which_master_images_fit_and_refuses_one_that_lacks_a_module(shell):
+    register_mean_age(shell)
+    ran = run(shell, "%flame test --nodes 1")
+    assert ran.error is None, ran.stdout
+    assert "Master image: needs only the standard library and flame" in ran.stdout
+    assert "known images that fit: python/base" in ran.stdout
+    run(shell, "%%flame\nimport numpy\n" + MEAN_AGE_CELL)
+    ran = run(shell, "%flame test --nodes 1 --image python/base")
+    assert "ImageError: the draft does not fit master image python/base: lacks numpy" in ran.stdout
+    assert "Hint: Choose an image that has it: python/ml" in ran.stdout
