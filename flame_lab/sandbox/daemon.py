@@ -355,12 +355,23 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
+PORT_WAIT_SECONDS = 5.0  # a killed hub's listening socket may outlive it for a moment
+
+
 def _choose_port(home: Path, asked: int) -> int:
-    """The asked port, else the remembered one if it is still free, else any (0)."""
+    """The asked port, else the remembered one once it is free (a hub killed just now may
+    still hold it briefly), else any (0): then `up` re-points the agents."""
     if asked:
         return asked
     kept = remembered_port(home)
-    return kept if kept and port_free(kept) else 0
+    if not kept:
+        return 0
+    deadline = time.monotonic() + PORT_WAIT_SECONDS
+    while not port_free(kept):
+        if time.monotonic() > deadline:
+            return 0
+        time.sleep(0.05)
+    return kept
 
 
 def wait_for_agents(home: Path, timeout: float) -> None:
