@@ -162,10 +162,16 @@ def _status(exc: HubAPIError) -> int | None:
     return None
 
 
+def _login_problem(detail: str) -> bool:
+    """Authup answers a bad token or password with 400 (not 401): "The JWT is invalid"."""
+    text = detail.lower()
+    return "jwt" in text or "credentials are invalid" in text or "token is invalid" in text
+
+
 def _raise_for(status: int | None, doing: str, where: str, detail: str, fallback: str) -> None:
     """The FlameLabError for a hub's error answer (shared by flame_hub calls and raw ones)."""
     suffix = f": {detail}" if detail else fallback
-    if status == 401:
+    if status == 401 or (status == 400 and _login_problem(detail)):
         raise HubAuthError(f"the hub{where} did not accept our login while trying to {doing}")
     if status == 404:
         raise NotFound(f"the hub refused to {doing}{suffix}")

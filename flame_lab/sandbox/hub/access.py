@@ -96,6 +96,8 @@ class Access:
         scope = self._analyses_sql(p)
         if scope is None:
             return
+        if name in ("registries", "registry-projects"):
+            self.require_admin(p, f"read {name} (they hold registry secrets)")
         sql, params = scope
         if name == "analyses":
             self._named(p, query.filters, "id", name)

@@ -8,6 +8,7 @@ import io
 import json
 import os
 import posixpath
+import re
 import signal
 import threading
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tornado.httpserver import HTTPServer
+from tornado.httputil import HTTPServerRequest
 from tornado.ioloop import IOLoop
 from tornado.netutil import bind_sockets
 from tornado.web import Application
@@ -31,8 +33,10 @@ from flame_lab.sandbox.hub.handlers.base import (
 from flame_lab.sandbox.hub.handlers.core import (
     AnalysisChangesHandler,
     AnalysisCommandHandler,
+    ClientCredentialsHandler,
     LogCollectionHandler,
     NodeChangesHandler,
+    ServiceCommandHandler,
 )
 from flame_lab.sandbox.hub.handlers.datasets import DatasetHandler
 from flame_lab.sandbox.hub.handlers.messenger import MessageCollectionHandler
@@ -57,6 +61,7 @@ UPLOAD_LIMIT = 64 * 1024 * 1024
 # for changes at least every few seconds).
 ONLINE_SECONDS = 15.0
 _ID = r"([^/]+)"
+_SLASHES = re.compile(r"/{2,}")
 # The fields of an analysis, and of a node's link to it, whose change a node agent acts on
 # (review, start); its own progress reports need not wake it.
 AGENT_FIELDS = frozenset({"configurationLocked", "distributionStatus"})
@@ -74,10 +79,14 @@ class Hub:
         clock: Callable[[], float] | None = None,
         bucket_delay: float = BUCKET_DELAY,
         throttle_loopback: bool = False,
+        skip_analysis_approval: bool = False,
     ) -> None:
         self.store = store
         self.auth = Auth(store, clock=clock or time.time, throttle_loopback=throttle_loopback)
-        self.core = Core(store, defer=self._defer)
+        # skip_analysis_approval: nodes count as approving at once, as a Hub deployed with
+        # SKIP_ANALYSIS_APPROVAL=true (PrivateAIM's client tests run theirs so); never for
+        # a federation whose nodes decide.
+        self.core = Core(store, defer=self._defer, skip_analysis_approval=skip_analysis_approval)
         self.upload_limit = upload_limit
         self.bucket_delay = bucket_delay
         self.last_seen: dict[str, float] = {}  # node id -> time.monotonic() of its last request
@@ -185,6 +194,18 @@ def routes(hub: Hub) -> list[tuple[str, type, dict[str, Any]]]:
         (r"/auth/users/@me", MeHandler, {}),
         (r"/auth/\.well-known/openid-configuration", DiscoveryHandler, {}),
         (rf"/core/analyses/{_ID}/command", AnalysisCommandHandler, {}),
+        (
+            rf"/core/nodes/{_ID}/client/credentials",
+            ClientCredentialsHandler,
+            {"resource": "nodes"},
+        ),
+        (
+            rf"/core/analyses/{_ID}/client/credentials",
+            ClientCredentialsHandler,
+            {"resource": "analyses"},
+        ),
+        (r"/core/services/registry/command", ServiceCommandHandler, {"resource": "registries"}),
+        (r"/core/master-images/command", ServiceCommandHandler, {"resource": "master-images"}),
         (rf"/core/nodes/{_ID}/changes", NodeChangesHandler, {}),
         (rf"/core/nodes/{_ID}/dataset", DatasetHandler, {}),
         (rf"/core/analyses/{_ID}/changes", AnalysisChangesHandler, {}),
@@ -193,7 +214,16 @@ def routes(hub: Hub) -> list[tuple[str, type, dict[str, Any]]]:
         (rf"/storage/bucket-files/{_ID}/stream", FileStreamHandler, {}),
     ]
     groups = {
-        "auth": ("realms", "users", "clients"),
+        "auth": (
+            "realms",
+            "users",
+            "clients",
+            "roles",
+            "permissions",
+            "role-permissions",
+            "user-roles",
+            "user-permissions",
+        ),
         "core": (
             "master-image-groups",
             "master-images",
@@ -205,6 +235,8 @@ def routes(hub: Hub) -> list[tuple[str, type, dict[str, Any]]]:
             "analysis-buckets",
             "analysis-bucket-files",
             "analysis-messages",
+            "registries",
+            "registry-projects",
         ),
         "storage": ("buckets", "bucket-files"),
     }
@@ -218,8 +250,17 @@ def routes(hub: Hub) -> list[tuple[str, type, dict[str, Any]]]:
     return [(path, cls, {"hub": hub, **extra}) for path, cls, extra in table]
 
 
+class HubApplication(Application):
+    """Routes as a deployment's proxy does: repeated slashes merge (``/auth//token``)."""
+
+    def find_handler(self, request: HTTPServerRequest, **kwargs: Any) -> Any:
+        if "//" in request.path:
+            request.path = _SLASHES.sub("/", request.path)
+        return super().find_handler(request, **kwargs)
+
+
 def make_app(hub: Hub) -> Application:
-    return Application(
+    return HubApplication(
         routes(hub),  # type: ignore[arg-type]
         default_handler_class=NotFoundHandler,
         default_handler_args={"hub": hub},

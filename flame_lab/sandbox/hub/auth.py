@@ -228,7 +228,7 @@ class Auth:
         matches = verify_password(password, stored or dummy_hash()) and stored is not None
         if not rows or not rows[0]["active"] or not matches:
             self.throttle.failed(keys)
-            raise ApiError(400, "the user name or password is wrong", code="invalid_grant")
+            raise ApiError(400, "The user credentials are invalid.", code="invalid_grant")
         self.throttle.succeeded(keys)
         if needs_rehash(stored):
             self.store.execute(
@@ -252,8 +252,10 @@ class Auth:
             or not rows[0]["active"]
             or not hmac.compare_digest(rows[0]["secretHash"] or "", hash_secret(secret))
         ):
-            raise ApiError(401, "the client id or secret is wrong", code="invalid_client")
-        if grant not in (rows[0]["grantTypes"] or "").split():
+            raise ApiError(401, "Client authentication failed.", code="invalid_client")
+        # a client created without grant types may use client_credentials, as on Authup
+        allowed = (rows[0]["grantTypes"] or "client_credentials").split()
+        if grant not in allowed:
             raise ApiError(
                 400, f"this client may not use the {grant} grant", code="unauthorized_client"
             )
@@ -267,7 +269,7 @@ class Auth:
                 'SELECT * FROM tokens WHERE "hash" = ? AND "kind" = ?', (digest, "refresh")
             )
             if not rows or rows[0]["expiresAt"] <= self.clock():
-                raise ApiError(400, "the refresh token is invalid or expired", code="invalid_grant")
+                raise ApiError(400, "The JWT is invalid.", code="invalid_grant")
             self.store.execute('DELETE FROM tokens WHERE "hash" = ?', (digest,))
         return rows[0]["subjectType"], rows[0]["subjectId"]
 
@@ -388,8 +390,10 @@ class Auth:
             'SELECT * FROM tokens WHERE "hash" = ? AND "kind" = ?',
             (_token_hash(header[len("Bearer ") :].strip()), "access"),
         )
-        if not rows or rows[0]["expiresAt"] <= self.clock():
-            raise ApiError(401, "the bearer token is invalid or expired", code="invalid_token")
+        if not rows:  # as Authup answers a token that is not one of its JWTs
+            raise ApiError(400, "The JWT is invalid.", code="invalid_token")
+        if rows[0]["expiresAt"] <= self.clock():
+            raise ApiError(401, "The JWT is expired.", code="invalid_token")
         return self.principal(rows[0]["subjectType"], rows[0]["subjectId"])
 
     def principal(self, subject_type: str, subject: str) -> Principal:

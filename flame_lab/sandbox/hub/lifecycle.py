@@ -17,6 +17,7 @@ from flame_lab.sandbox.hub.auth import Principal
 from flame_lab.sandbox.hub.gc import collect as collect_garbage
 from flame_lab.sandbox.hub.limits import validate_body
 from flame_lab.sandbox.hub.query import Query
+from flame_lab.sandbox.hub.records import Records, robot_client
 from flame_lab.sandbox.hub.resources import BODIES, BUCKET_TYPES
 from flame_lab.sandbox.hub.store import Store
 from flame_lab.sandbox.hub.wire import ApiError, new_id, now_iso
@@ -69,10 +70,14 @@ def aggregate_execution(statuses: list[str | None], progress: list[int | None]) 
 class Core:
     """Core and storage rules over the store; ``defer`` runs a callback shortly on the IO loop."""
 
-    def __init__(self, store: Store, defer: Defer | None = None) -> None:
+    def __init__(
+        self, store: Store, defer: Defer | None = None, *, skip_analysis_approval: bool = False
+    ) -> None:
         self.store = store
         self.defer = defer
+        self.skip_analysis_approval = skip_analysis_approval
         self.access = Access(store)
+        self.records = Records(store, self.access)
 
     # -- helpers -----------------------------------------------------------------------------
     @staticmethod
@@ -94,7 +99,9 @@ class Core:
     def _owner(self, p: Principal, analysis: dict[str, Any], verb: str) -> None:
         self.access.require_owner(p, analysis, verb)
 
-    def _unlocked(self, analysis: dict[str, Any], what: str) -> None:
+    def _unlocked(self, analysis: dict[str, Any], what: str, p: Principal | None = None) -> None:
+        if p is not None and p.admin:  # an operator tidies up as on the Hub, lock or not
+            return
         if analysis["configurationLocked"]:
             raise illegal(f"cannot {what}: the analysis configuration is locked (unlock it first)")
 
@@ -115,12 +122,16 @@ class Core:
 
     # -- dispatch ----------------------------------------------------------------------------
     def create(self, name: str, p: Principal, body: Any) -> dict[str, Any]:
+        if Records.serves(name, "create"):
+            return self.records.create(name, p, body)
         handler = getattr(self, "create_" + name.replace("-", "_"), None)
         if handler is None or (name, "create") not in BODIES:
             raise ApiError(405, f"the sandbox hub does not create {name}")
         return handler(p, validate_body(body, BODIES[(name, "create")]))
 
     def update(self, name: str, p: Principal, record_id: str, body: Any) -> dict[str, Any]:
+        if Records.serves(name, "update"):
+            return self.records.update(name, p, record_id, body)
         handler = getattr(self, "update_" + name.replace("-", "_"), None)
         if handler is None or (name, "update") not in BODIES:
             raise ApiError(405, f"the sandbox hub does not update {name}")
@@ -129,6 +140,9 @@ class Core:
         return handler(p, record, changes)
 
     def delete(self, name: str, p: Principal, record_id: str) -> None:
+        if Records.serves(name, "delete"):
+            self.records.delete(name, p, record_id)
+            return
         handler = getattr(self, "delete_" + name.replace("-", "_"), None)
         if handler is None:
             raise ApiError(405, f"the sandbox hub does not delete {name}")
@@ -156,18 +170,24 @@ class Core:
         self.access.require_admin(p, "create nodes")
         if self.store.select("nodes", name=body["name"]):
             raise ApiError(409, f"a node named {body['name']!r} exists", code="conflict")
-        return self.store.insert(
-            "nodes",
-            {
-                "name": body["name"],
-                "externalName": body.get("externalName"),
-                "hidden": bool(body.get("hidden")),
-                "realmId": body.get("realmId") or p.realm_id,
-                "registryId": body.get("registryId"),
-                "type": body.get("type") or "default",
-                "online": False,
-            },
-        )
+        realm_id = body.get("realmId") or p.realm_id
+        if body.get("registryId") is not None:
+            self.store.require("registries", body["registryId"], "registry")
+        with self.store.transaction():
+            client = robot_client(self.store, f"node-{body['name']}", realm_id)
+            return self.store.insert(
+                "nodes",
+                {
+                    "name": body["name"],
+                    "externalName": body.get("externalName"),
+                    "hidden": bool(body.get("hidden")),
+                    "realmId": realm_id,
+                    "registryId": body.get("registryId"),
+                    "type": body.get("type") or "default",
+                    "online": False,
+                    "clientId": client["id"],
+                },
+            )
 
     def update_nodes(self, p: Principal, node: dict[str, Any], ch: dict[str, Any]) -> dict:
         self.access.require_node_change(p, node, set(ch))
@@ -183,6 +203,8 @@ class Core:
             self.store.delete("project-nodes", nodeId=node["id"])
             self.store.delete("analysis-nodes", nodeId=node["id"])
             self.store.delete("nodes", id=node["id"])
+            if node["clientId"] is not None:
+                self.records.drop_client(node["clientId"])
             for project_id in projects:
                 if self.store.get("projects", project_id) is not None:
                     self._count_project(project_id)
@@ -276,10 +298,13 @@ class Core:
         analysis_id = new_id()
         name = body.get("name") or f"analysis-{analysis_id[:8]}"
         with self.store.transaction():
+            # the analysis's own robot (the Hub gives each one; its secret is set by the owner)
+            client = robot_client(self.store, f"analysis-{analysis_id}", p.realm_id)
             self.store.insert(
                 "analyses",
                 {
                     "id": analysis_id,
+                    "clientId": client["id"],
                     "name": _SLUG.sub("-", name.lower()).strip("-") or analysis_id,
                     "displayName": body.get("displayName") or name,
                     "description": body.get("description"),
@@ -308,8 +333,13 @@ class Core:
             {
                 "analysisId": analysis_id,
                 "nodeId": node_id,
-                # aggregators are approved automatically, as on the real Hub
-                "approvalStatus": "approved" if node["type"] == "aggregator" else None,
+                # aggregators are approved automatically, as on the real Hub; every node when
+                # the hub is told to skip approvals (the Hub's SKIP_ANALYSIS_APPROVAL)
+                "approvalStatus": (
+                    "approved"
+                    if node["type"] == "aggregator" or self.skip_analysis_approval
+                    else None
+                ),
                 "analysisRealmId": realm_id,
                 "nodeRealmId": node["realmId"],
             },
@@ -342,6 +372,8 @@ class Core:
             ):
                 self.store.delete(name, analysisId=aid)
             self.store.delete("analyses", id=aid)
+            if analysis["clientId"] is not None:
+                self.records.drop_client(analysis["clientId"])
             self._count_project(analysis["projectId"])
         collect_garbage(self.store)  # its code and results, unless another analysis shares them
 
@@ -389,8 +421,8 @@ class Core:
         members = self.store.select(
             "project-nodes", projectId=analysis["projectId"], nodeId=body["nodeId"]
         )
-        if not members or members[0]["approvalStatus"] != "approved":
-            raise illegal("the node is not an approved member of the analysis's project")
+        if not members:  # as on the Hub: membership, approved or not (the node approves anyway)
+            raise illegal("the node is not a member of the analysis's project")
         if self.store.select("analysis-nodes", analysisId=analysis["id"], nodeId=body["nodeId"]):
             raise ApiError(409, "the node is already part of the analysis", code="conflict")
         with self.store.transaction():
@@ -417,7 +449,7 @@ class Core:
                 raise illegal("approve an analysis only after its configuration is locked")
             if analysis["buildStatus"] is not None:
                 raise illegal("the analysis is already built; approvals are final")
-        if {"executionStatus", "executionProgress"} & set(ch):
+        if {"executionStatus", "executionProgress"} & set(ch) and not p.admin:
             if analysis["distributionStatus"] != "executed":
                 raise illegal("report execution only after the analysis is distributed")
             if an["approvalStatus"] != "approved":
@@ -632,7 +664,7 @@ class Core:
         if ab["type"] == "CODE":
             self._user_only(p, "write analysis code")
             self._owner(p, analysis, "write its code")
-            self._unlocked(analysis, "change the analysis code")
+            self._unlocked(analysis, "change the analysis code", p)
         else:
             if p.is_user:
                 raise forbidden(f"only the analysis's nodes write to its {ab['type']} bucket")
@@ -759,7 +791,7 @@ class Core:
         self._user_only(p, "remove analysis files")
         analysis = self.store.require("analyses", abf["analysisId"], "analysis")
         self._owner(p, analysis, "remove its files")
-        self._unlocked(analysis, "remove analysis files")
+        self._unlocked(analysis, "remove analysis files", p)
         with self.store.transaction():
             self.store.delete("analysis-bucket-files", id=abf["id"])
             self.refresh(analysis["id"])

@@ -104,3 +104,55 @@ def _version(raw: list[bytes] | None) -> int | None:
             400, "after must be a version number from an earlier answer", code="invalid_field"
         )
     return int(text)
+
+
+class ClientCredentialsHandler(HubHandler):
+    """GET/POST /core/{nodes,analyses}/:id/client/credentials: the record's robot client; its
+    name, display name and (on POST) a new secret, shown once. Nodes: admins; analyses: their
+    owner or an admin."""
+
+    def _client_id(self, raw_id: str) -> str | None:
+        kind = self.resource_name
+        record = self.hub.store.require(kind, self.record_id(raw_id, kind), kind.rstrip("s"))
+        if kind == "nodes":
+            self.hub.core.access.require_admin(self.principal, "manage a node's client")
+        else:
+            self.hub.core.access.require_owner(self.principal, record, "manage its client")
+        return record["clientId"]
+
+    def get(self, raw_id: str) -> None:
+        self.finish(json.dumps(self.hub.core.records.credentials(self._client_id(raw_id))))
+
+    def post(self, raw_id: str) -> None:
+        client_id = self._client_id(raw_id)
+        answer = self.hub.core.records.set_credentials(client_id, self.json_body())
+        self.finish(json.dumps(answer))
+
+
+class ServiceCommandHandler(HubHandler):
+    """POST /core/services/registry/command and /core/master-images/command -> 202."""
+
+    def post(self) -> None:
+        body = self.json_body()
+        if not isinstance(body, dict) or not isinstance(body.get("command"), str):
+            raise ApiError(400, "the body must be {command, id?}", code="invalid_body")
+        command = body["command"]
+        access = self.hub.core.access
+        if self.resource_name == "registries":
+            if command != "setup":
+                raise ApiError(
+                    400, f"the sandbox runs only the registry command 'setup', not {command!r}"
+                )
+            raw_id = body.get("id")
+            if not isinstance(raw_id, str):
+                raise ApiError(400, "'id' (the registry) is required", code="invalid_field")
+            self.hub.core.records.setup_registry(self.principal, self.record_id(raw_id, "registry"))
+        else:
+            access.require_admin(self.principal, "manage master images")
+            if command not in ("sync", "build"):
+                raise ApiError(
+                    400, "the master-image command is sync or build", code="invalid_field"
+                )
+            # the sandbox's image catalog ships with flame_lab: nothing to fetch or build
+        self.set_status(202)
+        self.finish()

@@ -76,6 +76,13 @@ def clean_path(name: str) -> str:
     return path
 
 
+def found(record: dict[str, Any] | None, what: str) -> dict[str, Any]:
+    """The record, or the storage service's own 404 text ("The bucket was not found.")."""
+    if record is None:
+        raise ApiError(404, f"The {what} was not found.")
+    return record
+
+
 @stream_request_body
 class UploadHandler(HubHandler):
     """POST /buckets/:id/upload (multipart/form-data; file names may carry relative paths)."""
@@ -92,7 +99,7 @@ class UploadHandler(HubHandler):
     def check_request(self) -> None:
         super().check_request()
         bucket_id = self.record_id(self.path_args[0], "bucket")
-        bucket = self.hub.store.require("buckets", bucket_id, "bucket")
+        bucket = found(self.hub.store.get("buckets", bucket_id), "bucket")
         self.hub.core.check_bucket_write(self.principal, bucket)
 
     def data_received(self, chunk: bytes) -> None:
@@ -145,7 +152,7 @@ class BucketStreamHandler(HubHandler):
     the tar comes from the immutable build snapshot (header ``X-Build-Hash``)."""
 
     async def get(self, raw_id: str) -> None:
-        bucket = self.hub.store.require("buckets", self.record_id(raw_id, "bucket"), "bucket")
+        bucket = found(self.hub.store.get("buckets", self.record_id(raw_id, "bucket")), "bucket")
         self.hub.core.check_bucket_read(self.principal, bucket)
         entries: list[tuple[str, Any, int]] = []
         build = self.hub.core.build_of_bucket(bucket["id"])
@@ -177,7 +184,9 @@ class FileStreamHandler(HubHandler):
     """GET /bucket-files/:id/stream: the file's raw bytes."""
 
     async def get(self, raw_id: str) -> None:
-        record = self.hub.store.require("bucket-files", self.record_id(raw_id, "bucket file"))
+        record = found(
+            self.hub.store.get("bucket-files", self.record_id(raw_id, "bucket file")), "bucket-file"
+        )
         bucket = self.hub.store.require("buckets", record["bucketId"], "bucket")
         self.hub.core.check_bucket_read(self.principal, bucket)
         self.set_header("Content-Type", "application/octet-stream")
