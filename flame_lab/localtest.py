@@ -311,10 +311,11 @@ class LocalTestReport:
                 lines.append(f"  note: {note}")
             if node.epsilon:
                 lines.append(f"  charges epsilon {node.epsilon:g} to your budget here")
-            for finding in node.lint[:20]:
+            shown = [] if node.profile == "strict" else node.lint  # strict: REFUSED above
+            for finding in shown[:20]:
                 lines.append(f"  a strict node would refuse {finding}")
-            if len(node.lint) > 20:
-                lines.append(f"  ... and {len(node.lint) - 20} more lint findings")
+            if len(shown) > 20:
+                lines.append(f"  ... and {len(shown) - 20} more lint findings")
         if self.failure:
             lines.append(f"Local test failed: {self.failure}")
         if self.has_result:
