@@ -227,7 +227,8 @@ class NodePolicy:
             raise PolicyFileError(f"{source}: {exc.message}", hint=exc.hint) from None
 
 
-_SWITCHES = ("node_sealing", "image_environments")
+SWITCHES = ("node_sealing", "image_environments")  # on/off settings at the policy's top
+_SWITCHES = SWITCHES
 _DISCLOSURE_TYPES: dict[str, type] = {
     "min_records": int,
     "min_count": int,

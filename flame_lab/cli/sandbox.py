@@ -16,6 +16,7 @@ def _up(args: argparse.Namespace) -> int:
         def ready(url: str) -> None:
             if args.profile:
                 daemon.set_profile(args.home, args.profile)
+            _switches(args)
             print(url, flush=True)
 
         daemon.foreground(args.home, nodes=args.nodes, port=args.port, on_ready=ready)
@@ -31,8 +32,16 @@ def _up(args: argparse.Namespace) -> int:
     running = daemon.up(args.home, nodes=args.nodes, port=args.port, node_data=node_data)
     if args.profile:
         daemon.set_profile(args.home, args.profile)
+    _switches(args)
     print(running.url)
     return 0
+
+
+def _switches(args: argparse.Namespace) -> None:
+    if args.image_environments:
+        daemon.set_switch(args.home, "image_environments", True)
+    if args.no_node_sealing:
+        daemon.set_switch(args.home, "node_sealing", False)
 
 
 def _user_add(args: argparse.Namespace) -> int:
@@ -134,6 +143,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=("flame", "strict"),
         default=None,
         help="every node's release profile: flame (as a real FLAME node) or strict",
+    )
+    up.add_argument(
+        "--image-environments",
+        action="store_true",
+        help="run each analysis with only its master image's packages (a stand-in per image)",
+    )
+    up.add_argument(
+        "--no-node-sealing",
+        action="store_true",
+        help="nodes store results as the analysis wrote them, as real FLAME nodes do",
     )
     up.add_argument(
         "--node-data",

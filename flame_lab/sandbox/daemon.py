@@ -226,6 +226,26 @@ def set_profile(home: Path | str | None, profile: str) -> list[str]:
     return changed
 
 
+def set_switch(home: Path | str | None, name: str, value: bool) -> list[str]:
+    """Set a node policy switch (``node_sealing``, ``image_environments``) on every node; the
+    agents pick it up before their next run. Returns the nodes changed."""
+    from dataclasses import replace
+
+    from flame_lab.privacy import SWITCHES, load_policy
+
+    if name not in SWITCHES:
+        raise SandboxError(f"no node policy switch {name!r}", hint=f"One of {', '.join(SWITCHES)}.")
+    changed = []
+    for folder in _node_folders(home_dir(home)):
+        if not folder.policy.exists():
+            continue
+        policy = load_policy(folder.policy)
+        if getattr(policy, name) != value:
+            dump_policy(replace(policy, **{name: value}), folder.policy)
+            changed.append(folder.name)
+    return changed
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

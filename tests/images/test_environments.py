@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import flame_lab as fl
-from flame_lab.errors import AnalysisFailed
+from flame_lab.errors import AnalysisFailed, FlameLabError
 from flame_lab.images import catalog as catalogs
 from flame_lab.images.environments import environment_for
 from flame_lab.privacy import NodePolicy, dump_policy, load_policy
@@ -121,3 +121,22 @@ def test_in_the_sandbox_a_hidden_import_fails_as_on_the_real_node(in_sandbox, im
     run.wait(timeout=120)
     assert run.result()["n"] > 0
     assert (in_sandbox / "sandbox" / "images" / "python_ml" / "bin" / "python").exists()
+
+
+def test_sandbox_switches_set_every_nodes_policy(tmp_path):
+    from flame_lab.sandbox import daemon
+
+    home = tmp_path / "sandbox"
+    daemon.initialise(home, 3)
+    assert sorted(daemon.set_switch(home, "image_environments", True)) == [
+        "aggregator",
+        "uk-aachen",
+        "uk-koeln",
+    ]
+    assert daemon.set_switch(home, "image_environments", True) == []  # already so
+    daemon.set_switch(home, "node_sealing", False)
+    for folder in sorted((home / "nodes").glob("*/")):
+        policy = load_policy(NodeFolder(folder).policy)
+        assert policy.image_environments and not policy.node_sealing
+    with pytest.raises(FlameLabError, match="no node policy switch 'approval'"):
+        daemon.set_switch(home, "approval", True)
