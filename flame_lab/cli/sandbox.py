@@ -113,7 +113,11 @@ def _gc(args: argparse.Namespace) -> int:
 def _reset(args: argparse.Namespace) -> int:
     home = daemon.home_dir(args.home)
     if not args.yes:
-        answer = input(f"Delete every analysis, file and key of the sandbox in {home}? [y/N] ")
+        try:
+            answer = input(f"Delete every analysis, file and key of the sandbox in {home}? [y/N] ")
+        except EOFError:
+            print("\nkept (no terminal to ask on: pass --yes to reset without asking)")
+            return 1
         if answer.strip().lower() not in ("y", "yes"):
             print("kept")
             return 1

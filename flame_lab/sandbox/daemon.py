@@ -457,6 +457,11 @@ def up(
         return current
     if not is_initialised(home):
         initialise(home, nodes, node_data=node_data)
+    elif node_data:  # a stopped sandbox keeps the data it was created with: say so, do not ignore
+        raise SandboxError(
+            "--node-data only applies when a sandbox is created; this one exists (stopped)",
+            hint="Run `flame-lab sandbox reset` first, then `up --node-data ...`.",
+        )
     provision_trust(home)
     with contextlib.suppress(FileNotFoundError):
         (home / STATE_FILE).unlink()
