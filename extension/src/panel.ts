@@ -392,7 +392,7 @@ export class FlamePanel extends Widget {
       h(
         'p',
         { class: 'jp-FlamePanel-muted' },
-        'What each node holds, as it describes it: never rows. Also `%flame data`.'
+        'What each node holds, as it describes it, never rows (in a notebook: %flame data).'
       ),
       ...body
     );
