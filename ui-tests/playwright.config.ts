@@ -32,6 +32,6 @@ export default defineConfig({
     // JupyterLab without the flame_lab server extension: the panel must say so.
     { name: 'no-api', testMatch: /panel\.spec\.ts/, timeout: 240_000 },
     // JupyterLab with the server extension and the sandbox: the full submission.
-    { name: 'sandbox', testMatch: /submit\.spec\.ts/, timeout: 420_000 }
+    { name: 'sandbox', testMatch: /(submit|newuser)\.spec\.ts/, timeout: 600_000 }
   ]
 });

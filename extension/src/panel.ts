@@ -403,16 +403,21 @@ export class FlamePanel extends Widget {
     for (const table of d.tables) {
       const rows = h('table', { class: 'jp-FlamePanel-dataTable', 'aria-label': `${d.node} ${table.name}` });
       rows.appendChild(
-        h('tr', {}, h('th', { scope: 'col' }, 'Column'), h('th', { scope: 'col' }, 'Type'), h('th', { scope: 'col' }, 'Values'))
+        h('tr', {}, h('th', { scope: 'col' }, 'Column'), h('th', { scope: 'col' }, 'Type and values'))
       );
       for (const c of table.columns) {
+        // two columns, values under the type: the side panel is narrow
         rows.appendChild(
           h(
             'tr',
             { 'data-column': c.name, title: c.description ?? '' },
             h('td', {}, h('code', {}, c.name)),
-            h('td', {}, c.type + (c.unit ? ` [${c.unit}]` : '')),
-            h('td', {}, c.values)
+            h(
+              'td',
+              {},
+              c.type + (c.unit ? ` [${c.unit}]` : ''),
+              c.values ? h('div', { class: 'jp-FlamePanel-muted' }, c.values + (c.empty ? ' (may be empty)' : '')) : null
+            )
           )
         );
       }

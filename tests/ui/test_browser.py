@@ -3,7 +3,9 @@
 ui-tests/run.sh starts JupyterLab with a temporary FLAME_LAB_HOME and runs two suites: the
 panel without the server API (a clear "server extension missing" state, light and dark), and
 the whole submission of notebooks/01-getting-started.ipynb against the sandbox, with every node
-reaching "executed" and a screenshot of the panel in ci-artifacts/.
+reaching "executed", and a new user's path (run notebook 01, the monitor's green end state and
+headers, the data dictionary in the panel, the result as a table), with screenshots in
+ci-artifacts/ (README's pictures in docs/images/ are these).
 """
 
 from __future__ import annotations
@@ -36,4 +38,5 @@ def test_the_lab_extension_in_a_real_browser(suite):
     )
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-6000:]
     if suite == "sandbox":
-        assert (ROOT / "ci-artifacts" / "flame-panel-executed.png").exists()
+        for picture in ("flame-panel-executed", "monitor", "flame-data", "flame-panel"):
+            assert (ROOT / "ci-artifacts" / f"{picture}.png").exists(), picture
