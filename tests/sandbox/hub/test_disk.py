@@ -165,3 +165,20 @@ def test_the_raw_507_is_a_hub_api_error_the_client_maps(small_disk: Path) -> Non
                 bucket[0].bucket_id, {"file_name": "x", "content": b"x" * 4096}
             )
         assert caught.value.error_response.status_code == 507
+
+
+def test_a_record_the_full_disk_cannot_take_is_a_507_too(small_disk: Path) -> None:
+    home = small_disk / "hub"
+    provisioned = provisioned_home(home, nodes=2)
+    with HubThread(home) as server:
+        core, _ = researcher_clients(server.url, provisioned)
+        core.get_nodes()  # logged in while there is room
+        filler = fill(small_disk)
+        try:
+            with pytest.raises(HubStorageFull, match="disk is full"):
+                with hub_errors("create the analysis"):
+                    for i in range(200):  # until SQLite's WAL needs a page it cannot get
+                        core.create_analysis(provisioned.project_id, name=f"no-room-{i}")
+        finally:
+            filler.unlink()
+        assert core.create_analysis(provisioned.project_id, name="room-again") is not None

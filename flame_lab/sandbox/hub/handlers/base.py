@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -94,6 +95,10 @@ class HubHandler(RequestHandler):
     # -- errors ------------------------------------------------------------------------------
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, (OSError, sqlite3.OperationalError)):
+            from flame_lab.sandbox.hub.handlers.storage import storage_failure
+
+            exc = storage_failure(exc, "store the change")  # 507 when the disk is full, else 503
         if isinstance(exc, ApiError):
             error = exc
         elif isinstance(exc, HTTPError):
