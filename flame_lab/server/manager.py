@@ -400,6 +400,9 @@ class FederationManager:
         image = limits.text_field(
             body.get("masterImage"), "masterImage", limits.MAX_NAME_CHARS, name=True
         )
+        sealed = body.get("sealed", False)
+        if not isinstance(sealed, bool):
+            raise BadRequest("`sealed` must be true or false")
         draft = Draft.from_notebook(_notebook(body.get("notebook")))
         # a faulty draft, or one the chosen image cannot run, is reported before anyone is
         # asked for a passphrase
@@ -413,6 +416,7 @@ class FederationManager:
                 name=name or None,
                 identity=identity,
                 master_image=image or None,
+                sealed=sealed,
             )
 
         analysis = self._with_federation(submit, retry=False)

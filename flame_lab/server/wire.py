@@ -94,6 +94,8 @@ def provenance(record: SubmissionRecord) -> dict[str, Any]:
         "bundleHash": record.bundle_hash,
         "submittedAt": record.submitted_at,
         "nodes": sorted(record.nodes.values()),
+        "masterImage": record.master_image,
+        "sealedByAnalysis": record.analysis_sealed,
     }
 
 

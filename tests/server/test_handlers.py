@@ -204,6 +204,27 @@ async def test_submitting_to_an_unknown_node_is_404_listing_the_known_ones(
     assert_error(body, "NotFound")
 
 
+@pytest.mark.federation("sandbox")
+async def test_the_master_image_is_chosen_or_refused_before_anything_is_created(
+    api, sandbox_home, researcher
+):
+    nb = notebook("%%flame\nimport numpy\n" + ANALYSIS_CELL.partition("\n")[2])
+    code, body = await api.post("analyses", {"notebook": nb, "masterImage": "python/base"})
+    assert code == 400 and body["error"] == "ImageError", body
+    assert "lacks numpy" in body["message"] and "python/ml" in body["hint"]
+    code, body = await api.post("analyses", {"notebook": nb, "masterImage": "python/nope"})
+    assert code == 400 and "python/nope" in body["message"]
+    code, body = await api.post("analyses", {"notebook": nb, "sealed": "yes"})
+    assert code == 400 and "`sealed`" in body["message"]
+    code, listing = await api.get("analyses")
+    assert code == 200 and listing["analyses"] == []
+    code, body = await api.post("analyses", {"notebook": nb, "masterImage": "python/ml"})
+    assert code == 201, body
+    assert body["provenance"]["masterImage"] == "python/ml"
+    code, _ = await api.post(f"analyses/{body['analysis']['id']}/cancel")
+    assert code == 202
+
+
 async def _wait_until_done(api, analysis_id: str) -> dict[str, Any]:
     deadline = time.monotonic() + EXECUTION_SECONDS
     while True:
@@ -228,6 +249,7 @@ async def test_a_notebook_is_submitted_end_to_end_and_followed(api, sandbox_home
     assert provenance["nodes"] == ["aggregator", "uk-aachen", "uk-koeln"]
     assert len(provenance["bundleHash"]) == 64 and provenance["submittedAt"]
     assert provenance["hubUrl"] == daemon.status(sandbox_home)["coreUrl"]
+    assert provenance["masterImage"] == "python/base" and not provenance["sealedByAnalysis"]
 
     code, listing = await api.get("analyses")
     assert code == 200 and [a["id"] for a in listing["analyses"]] == [summary["id"]]
