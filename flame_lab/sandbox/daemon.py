@@ -128,9 +128,10 @@ def initialise(
                 "nodeId": node.id,
                 "clientId": node.client_id,
                 "clientSecret": node.client_secret,
-                "identityPassphrase": passphrase,
             },
         )
+        # the key's passphrase is kept apart from the key (not in the node's folder)
+        NodeFolder(folder).write_passphrase(passphrase)
         identity_file = folder / "identity.json"
         if identity_file.exists():
             identity_file.unlink()
@@ -183,6 +184,7 @@ def provision_trust(home: Path) -> None:
         folder = NodeFolder.of(home, node["name"])
         if not folder.root.is_dir():
             continue
+        folder.move_passphrase_out()  # a sandbox made before passphrases left secrets.json
         if not folder.hub.exists():
             folder.hub.write_text(json.dumps({"hubId": info["hubId"]}), encoding="utf-8")
         if not folder.peers.exists():
@@ -615,6 +617,7 @@ def status(home: Path | str | None = None) -> dict[str, Any]:
                 **node,
                 "secretsFile": str(home / "nodes" / node["name"] / "secrets.json"),
                 "identityFile": str(home / "nodes" / node["name"] / "identity.json"),
+                "passphraseFile": str(NodeFolder.of(home, node["name"]).passphrase_file),
                 "publicIdentityFile": str(home / "nodes" / node["name"] / "public.json"),
                 **_agent_status(NodeFolder.of(home, node["name"]), url),
             }

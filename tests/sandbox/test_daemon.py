@@ -90,7 +90,14 @@ def test_each_node_publishes_its_identity_and_can_open_its_key_file(running_home
             json.loads(Path(node["publicIdentityFile"]).read_text())
         )
         assert core.get_node(node["id"]).public_key == public.hub_public_key
-        passphrase = json.loads(Path(node["secretsFile"]).read_text())["identityPassphrase"]
+        secrets = json.loads(Path(node["secretsFile"]).read_text())
+        assert "identityPassphrase" not in secrets  # not beside the key it unlocks
+        passphrase_file = Path(node["passphraseFile"])
+        assert passphrase_file.parent != Path(node["identityFile"]).parent
+        assert stat.S_IMODE(passphrase_file.stat().st_mode) == 0o600
+        assert stat.S_IMODE(passphrase_file.parent.stat().st_mode) == 0o700
+        passphrase = passphrase_file.read_text()
+        assert passphrase not in Path(node["identityFile"]).read_text()
         identity = load_node_identity(Path(node["identityFile"]), passphrase)
         assert identity.public.key_id == public.key_id
 

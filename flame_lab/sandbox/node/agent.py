@@ -141,7 +141,7 @@ class NodeAgent:
         secrets = self.folder.read_secrets()
         self.node_id: str = secrets["nodeId"]
         self.identity: NodeIdentity = load_node_identity(
-            self.folder.identity, secrets["identityPassphrase"]
+            self.folder.identity, self.folder.read_passphrase()
         )
         # status reports and log lines are signed: the hub can show them, not make them up
         self.signer = statements.Signer(self.identity, self.node_id)

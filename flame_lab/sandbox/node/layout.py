@@ -2,7 +2,7 @@
 
 ```
 <home>/nodes/<name>/
-    secrets.json     0600: node id, client id and secret (no key passphrase: see keyring)
+    secrets.json     0600: node id, client id and secret (never the key's passphrase)
     identity.json    0600: the node's P-256 + Ed25519 keys (security.keys key file)
     public.json      the node's public identity, for researchers and peers to pin
     trusted/         researchers' public identities this node accepts bundles from
@@ -16,6 +16,9 @@
     agent.json       the agent's memory of each analysis (approved bundle hash, run state)
     agent.pid, agent.url, agent.ready   the running agent: pid, hub URL, served the hub once
 ```
+The identity file's passphrase lives apart from the key, in ``<home>/keyring/<name>`` (0600 in
+a 0700 folder): a copy of the node's folder does not carry it. A real node would keep it in
+the OS keyring, systemd credentials or an HSM; the sandbox has only the disk.
 """
 
 from __future__ import annotations
@@ -67,6 +70,52 @@ class NodeFolder:
     log = property(lambda self: self.root / "agent.log")
     ready = property(lambda self: self.root / "agent.ready")  # pid, once it served the hub
     hub_url = property(lambda self: self.root / "agent.url")  # the URL its agent talks to
+
+    @property
+    def passphrase_file(self) -> Path:
+        return self.root.parent.parent / "keyring" / self.name
+
+    def write_passphrase(self, passphrase: str) -> None:
+        keyring = self.passphrase_file.parent
+        keyring.mkdir(mode=0o700, parents=True, exist_ok=True)
+        keyring.chmod(0o700)
+        tmp = self.passphrase_file.with_suffix(".tmp")
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(passphrase)
+        os.replace(tmp, self.passphrase_file)
+
+    def read_passphrase(self) -> str:
+        """The identity file's passphrase, from the keyring folder (never from secrets.json)."""
+        try:
+            text = self.passphrase_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise SandboxError(
+                f"cannot read node {self.name}'s key passphrase: {exc.strerror}",
+                hint="`flame-lab sandbox up` moves an old sandbox's passphrases there.",
+            ) from None
+        if not text:
+            raise SandboxError(f"node {self.name}'s key passphrase file is empty")
+        return text
+
+    def move_passphrase_out(self) -> None:
+        """An older sandbox kept the passphrase in secrets.json, beside the key: move it."""
+        try:
+            secrets = json.loads(self.secrets.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        if not isinstance(secrets, dict) or "identityPassphrase" not in secrets:
+            return
+        if not self.passphrase_file.exists():
+            self.write_passphrase(str(secrets["identityPassphrase"]))
+        del secrets["identityPassphrase"]
+        tmp = self.secrets.with_suffix(".tmp")
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(secrets, fh, indent=2)
+        os.replace(tmp, self.secrets)
 
     def read_secrets(self) -> dict[str, str]:
         try:
