@@ -429,9 +429,11 @@ class NodeAgent:
             self.converge(link, entry)  # listed as open: the hub has not heard how it ended
             return
         decision = self.ledger.for_analysis(analysis_id)
-        if decision is not None and decision.state != PENDING:
-            # what this node signs as its approval is its ledger's (the admin may have decided)
-            self._links[str(link.id)]["approval"] = decision.state
+        # the approval this node signs is its ledger's, never the hub's (which may be forged,
+        # or the hub's own for an aggregator); the admin may have decided meanwhile
+        self._links[str(link.id)]["approval"] = (
+            decision.state if decision is not None and decision.state != PENDING else None
+        )
         if decision is None:
             if link.approval_status == "rejected":
                 self._save(analysis_id, phase="rejected")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -88,26 +89,41 @@ class Ledger:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
         with self._connect() as conn:
             conn.executescript(_SCHEMA)
 
     def __repr__(self) -> str:
         return f"Ledger({str(self.path)!r})"
 
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        try:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise SandboxError(f"cannot open the node's ledger {self.path}: {exc}") from None
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA busy_timeout=30000")
-            yield conn
-        except sqlite3.Error as exc:
-            raise SandboxError(f"the node's ledger {self.path} failed: {exc}") from None
-        finally:
-            conn.close()
+        """One connection per ledger, used by one thread at a time (the agent's run threads
+        share it); WAL, so the admin's process can decide while the agent reads."""
+        with self._lock:
+            try:
+                if self._conn is None:
+                    conn = sqlite3.connect(
+                        self.path, timeout=30, isolation_level=None, check_same_thread=False
+                    )
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    conn.execute("PRAGMA busy_timeout=30000")
+                    self._conn = conn
+            except sqlite3.Error as exc:
+                raise SandboxError(f"cannot open the node's ledger {self.path}: {exc}") from None
+            try:
+                yield self._conn
+            except sqlite3.Error as exc:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise SandboxError(f"the node's ledger {self.path} failed: {exc}") from None
 
     # -- bundles -----------------------------------------------------------------------------
     def receive(self, bundle_hash: str, analysis_id: str, name: str, signer: str) -> Decision:
