@@ -399,14 +399,20 @@ def _choose_port(home: Path, asked: int) -> int:
 def wait_for_agents(home: Path, timeout: float) -> None:
     """Return once every node agent has served the hub once: the federation is ready."""
     folders = _node_folders(home)
-    deadline = time.monotonic() + timeout + 1.5 * len(folders)  # big sandboxes start slowly
+    limit = timeout + 1.5 * len(folders)  # big sandboxes start slowly
+    deadline = time.monotonic() + limit
     for folder in folders:
         while not folder.ready.exists():
             pid = agent_pid(folder)
             if pid is None or time.monotonic() > deadline:
+                what = (
+                    "exited before it served the hub"
+                    if pid is None
+                    else f"did not serve the hub within {limit:.0f} s (is the machine busy?)"
+                )
                 raise SandboxError(
-                    f"the node agent of {folder.name} did not start",
-                    hint=f"Read {folder.log}.",
+                    f"the node agent of {folder.name} {what}",
+                    hint=f"Read {folder.log}; `flame-lab sandbox up` again retries.",
                 )
             time.sleep(0.05)
 
