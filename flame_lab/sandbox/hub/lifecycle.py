@@ -522,6 +522,8 @@ class Core:
         return self.refresh(a["id"])
 
     def _cmd_buildStart(self, a: dict[str, Any]) -> dict[str, Any]:
+        """As on the Hub, the build runs in the background: ``starting`` now, ``executed``
+        (or ``failed``, with a log line saying why) a moment later; buildCheck tells."""
         if not a["configurationLocked"]:
             raise illegal("lock the configuration before building")
         pending = [
@@ -533,6 +535,33 @@ class Core:
             raise illegal(f"{len(pending)} node(s) have not approved the analysis yet")
         if a["buildStatus"] == "executed":
             raise illegal("the analysis is already built")
+        if a["buildStatus"] in ("starting", "started"):
+            raise illegal("the analysis is being built; buildCheck tells when it is done")
+        if self.analysis_bucket(a["id"], "CODE") is None:
+            raise illegal("the analysis has no CODE bucket yet; retry in a moment")
+        if self.defer is None:
+            return self._build(a)
+        analysis_id = a["id"]
+        self.defer(lambda: self.finish_build(analysis_id))
+        return self.store.update(
+            "analyses", a["id"], {"buildStatus": "starting", "buildProgress": 0}
+        )
+
+    def finish_build(self, analysis_id: str) -> None:
+        """The background half of buildStart (also run at start-up for interrupted builds)."""
+        with self.store.transaction():
+            a = self.store.get("analyses", analysis_id)
+            if a is None or a["buildStatus"] not in ("starting", "started"):
+                return  # deleted or unlocked meanwhile
+            try:
+                self._build(a)
+            except ApiError as exc:
+                self.log(analysis_id, f"build failed: {exc.message}", level="error")
+                self.store.update(
+                    "analyses", analysis_id, {"buildStatus": "failed", "buildProgress": None}
+                )
+
+    def _build(self, a: dict[str, Any]) -> dict[str, Any]:
         digest, size = self._snapshot(a)
         self.log(a["id"], f"build executed: {digest}", buildHash=digest)
         return self.store.update(
@@ -641,9 +670,13 @@ class Core:
                 )
 
     def recover(self) -> None:
-        """At start: finish bucket creation that a crash interrupted."""
+        """At start: finish bucket creation and builds that a crash interrupted."""
         for row in self.store.execute("SELECT id FROM analyses"):
             self.ensure_buckets(row[0])
+        for row in self.store.execute(
+            "SELECT id FROM analyses WHERE \"buildStatus\" IN ('starting', 'started')"
+        ):
+            self.finish_build(row[0])
 
     def bucket_owner(self, bucket_id: str) -> tuple[dict | None, dict | None]:
         """(analysis-bucket, analysis) for an analysis bucket, else (None, None)."""

@@ -129,8 +129,20 @@ def approve_all(box: Sandbox, analysis_id: Any) -> None:
         clients.core.update_analysis_node(mine[0].id, approval_status="approved")
 
 
+def build(box: Sandbox, analysis_id: Any) -> Any:
+    """buildStart, then buildCheck until the hub's background build is done (as on the Hub)."""
+    started = box.core.send_analysis_command(analysis_id, "buildStart")
+    assert started.build_status in ("starting", "executed")
+
+    def done() -> Any:
+        checked = box.core.send_analysis_command(analysis_id, "buildCheck")
+        return checked if checked.build_status == "executed" else None
+
+    return wait_for(done, f"the build of analysis {analysis_id}")
+
+
 def distributed_analysis(box: Sandbox, name: str) -> Any:
     analysis = ready_analysis(box, name)
     approve_all(box, analysis.id)
-    box.core.send_analysis_command(analysis.id, "buildStart")
+    build(box, analysis.id)
     return box.core.send_analysis_command(analysis.id, "distributionStart")

@@ -7,7 +7,7 @@ import threading
 import httpx2
 import pytest
 
-from tests.sandbox.hub.conftest import Sandbox, approve_all, ready_analysis, wait_for
+from tests.sandbox.hub.conftest import Sandbox, approve_all, build, ready_analysis, wait_for
 from tests.sandbox.hub.test_messages import node_http
 
 
@@ -52,7 +52,7 @@ def test_the_lock_and_the_distribution_ring_and_other_edits_do_not(sandbox: Sand
         locked = version_now(http, aachen)
         approve_all(sandbox, analysis.id)
         approved = version_now(http, aachen)
-        sandbox.core.send_analysis_command(analysis.id, "buildStart")
+        build(sandbox, analysis.id)
         sandbox.core.send_analysis_command(analysis.id, "distributionStart")
         distributed = version_now(http, aachen)
         mine = sandbox.nodes["uk-aachen"].core.find_analysis_nodes(

@@ -22,6 +22,7 @@ from flame_lab.sandbox.hub.store import Store
 from tests.sandbox.hub.conftest import (
     Sandbox,
     approve_all,
+    build,
     code_bucket_id,
     provisioned_home,
     ready_analysis,
@@ -38,10 +39,10 @@ def test_a_build_keeps_the_code_once_however_often_it_is_built(sandbox: Sandbox)
     first = ready_analysis(sandbox, "built-once")
     before = blobs(store)
     approve_all(sandbox, first.id)
-    built = sandbox.core.send_analysis_command(first.id, "buildStart")
+    built = build(sandbox, first.id)
     second = ready_analysis(sandbox, "built-twice")  # the same two files
     approve_all(sandbox, second.id)
-    again = sandbox.core.send_analysis_command(second.id, "buildStart")
+    again = build(sandbox, second.id)
     assert built.build_hash == again.build_hash
     assert blobs(store) == before  # no copy per build, nor per analysis
     assert [p for p in store.builds.iterdir()] == []

@@ -19,6 +19,7 @@ from tests.sandbox.hub.conftest import (
     code_bucket_id,
     distributed_analysis,
     ready_analysis,
+    wait_for,
 )
 
 
@@ -286,6 +287,11 @@ def test_commands_out_of_order_are_refused(sandbox: Sandbox) -> None:
     command_error(sandbox, analysis.id, "distributionStart")  # not built
     approve_all(sandbox, analysis.id)
     sandbox.core.send_analysis_command(analysis.id, "buildStart")
+    command_error(sandbox, analysis.id, "buildStart")  # being built (or already built)
+    build_done = wait_for(
+        lambda: sandbox.core.get_analysis(analysis.id).build_status == "executed", "the build"
+    )
+    assert build_done
     command_error(sandbox, analysis.id, "buildStart")  # already built
     sandbox.core.send_analysis_command(analysis.id, "distributionStart")
     command_error(sandbox, analysis.id, "distributionStart")  # twice

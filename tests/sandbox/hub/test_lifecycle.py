@@ -19,6 +19,7 @@ from tests.sandbox.hub.conftest import (
     code_bucket_id,
     distributed_analysis,
     ready_analysis,
+    wait_for,
 )
 
 
@@ -95,7 +96,14 @@ def test_whole_lifecycle_from_draft_to_downloaded_result(sandbox: Sandbox) -> No
     analysis = core.get_analysis(analysis.id)
     assert analysis.nodes_approved == 3 and analysis.distribution_nodes_valid
 
-    built = core.send_analysis_command(analysis.id, "buildStart")
+    started = core.send_analysis_command(analysis.id, "buildStart")
+    assert started.build_status == "starting" and started.build_progress == 0  # as on the Hub
+
+    def checked() -> object:
+        answer = core.send_analysis_command(analysis.id, "buildCheck")
+        return answer if answer.build_status == "executed" else None
+
+    built = wait_for(checked, "the background build")
     assert built.build_status == "executed" and built.build_progress == 100
     expected = build_hash(
         [

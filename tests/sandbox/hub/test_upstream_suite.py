@@ -18,11 +18,7 @@ from tests.sandbox.hub.conftest import provisioned_home
 
 HERE = Path(__file__).parent / "upstream_flame_hub"
 # test id -> why the sandbox fails it on purpose (empty: every upstream test must pass or xfail)
-EXPECTED_FAILURES: dict[str, str] = {
-    "tests/test_core.py::test_build_analysis": (
-        "the sandbox builds at once (buildStart answers 'executed'); the Hub answers 'starting'"
-    ),
-}
+EXPECTED_FAILURES: dict[str, str] = {}
 
 
 def _blob_id(path: Path) -> str:
