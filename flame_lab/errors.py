@@ -267,3 +267,8 @@ class BadRequest(FlameLabError):
 
 class ImageError(FlameLabError):
     """A master image is unknown, its package list is unknown, or it lacks what a draft needs."""
+
+    default_hint = (
+        "See `flame-lab image list` for the images your hub offers and "
+        "`flame-lab image check DRAFT` for what your analysis needs; choose one with --image."
+    )

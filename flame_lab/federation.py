@@ -1201,7 +1201,7 @@ class Analysis:
                 stacklevel=3,
             )
             return [decode_node_result(name, data, trusted=trusted) for name, data in blobs]
-        trusted = {
+        aggregator_key = {
             node_id: NodePublicIdentity.from_dict(key)
             for node_id, key in record.node_keys.items()
             if node_id == record.aggregator_id
@@ -1224,7 +1224,11 @@ class Analysis:
                 )
             opened.append(
                 envelope.open_sealed(
-                    data, identity=identity, trusted_nodes=trusted, expected=expected, guard=guard
+                    data,
+                    identity=identity,
+                    trusted_nodes=aggregator_key,
+                    expected=expected,
+                    guard=guard,
                 )
             )
         envelope.check_result_set([o.header for o in opened])
