@@ -20,6 +20,7 @@ import sys
 import threading
 import traceback
 import types
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -185,12 +186,13 @@ def define(source: Source, namespace: dict[str, Any]) -> bool:
 # -- mock nodes ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class MockNode:
-    """One simulated node: its name, role, data (data nodes) and policy (profile, rules)."""
+    """One simulated node: its name, hub id, role, data (data nodes) and policy (profile, rules)."""
 
     name: str
     role: str  # "default" | "aggregator"
     policy: NodePolicy
     data: Any = None  # NodeData for data nodes
+    node_id: str = ""  # what the analysis's get_id() answers, as a real node's hub id
 
     @property
     def record_count(self) -> int:
@@ -205,12 +207,18 @@ def _site_data(name: str) -> Any:
     return NodeData.from_site(generate(name))
 
 
-def _sandbox_nodes(home: Path) -> list[tuple[str, str]]:
+def _sandbox_nodes(home: Path) -> list[tuple[str, str, str]]:
+    """(name, type, hub id) of the sandbox's nodes; the id is empty where the file has none."""
     try:
         info = json.loads((home / "sandbox.json").read_text(encoding="utf-8"))
-        return [(str(n["name"]), str(n["type"])) for n in info.get("nodes", [])]
-    except (OSError, ValueError, KeyError, TypeError):
+        return [(str(n["name"]), str(n["type"]), str(n.get("id", ""))) for n in info["nodes"]]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return []
+
+
+def mock_node_id(name: str) -> str:
+    """A stable UUID for a mock node without a sandbox id: real nodes answer hub ids, not names."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"flame-lab:local-test:{name}"))
 
 
 def _node_policy(home: Path | None, name: str) -> NodePolicy:
@@ -235,7 +243,9 @@ def mock_nodes(count: int | None = None, home: Path | str | None = None) -> list
             hint="Use `--nodes 2` or more.",
         )
     folder = Path(home) if home is not None else config.sandbox_dir()
-    known = [name for name, kind in _sandbox_nodes(folder) if kind == "default"]
+    sandbox = _sandbox_nodes(folder)
+    ids = {name: node_id for name, _, node_id in sandbox if node_id}
+    known = [name for name, kind, _ in sandbox if kind == "default"]
     if count is None:
         count = len(known) or 2
     names = known[:count]
@@ -244,8 +254,16 @@ def mock_nodes(count: int | None = None, home: Path | str | None = None) -> list
             break
         if seed.type == "default" and seed.name not in names:
             names.append(seed.name)
-    nodes = [MockNode(n, "default", _node_policy(folder, n), _site_data(n)) for n in names]
-    nodes.append(MockNode(AGGREGATOR, "aggregator", _node_policy(folder, AGGREGATOR)))
+    nodes = [
+        MockNode(
+            n, "default", _node_policy(folder, n), _site_data(n), ids.get(n) or mock_node_id(n)
+        )
+        for n in names
+    ]
+    aggregator_id = ids.get(AGGREGATOR) or mock_node_id(AGGREGATOR)
+    nodes.append(
+        MockNode(AGGREGATOR, "aggregator", _node_policy(folder, AGGREGATOR), None, aggregator_id)
+    )
     return nodes
 
 
@@ -267,6 +285,7 @@ class NodeOutcome:
     role: str
     records: int
     profile: str = "flame"
+    node_id: str = ""  # the id the analysis saw (get_id, senders, participants)
     released: list[Any] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     refused: str | None = None
@@ -298,15 +317,19 @@ class LocalTestReport:
         """A plain-text summary: per node what it would release, then the result."""
         lines = []
         for node in self.nodes:
-            head = f"{node.name} ({'aggregator' if node.role == 'aggregator' else 'data node'}"
-            head += f", {node.records} records" if node.role != "aggregator" else ""
-            lines.append(head + f", profile {node.profile})")
+            head = f"{node.name} ({node.node_id})" if node.node_id else node.name
+            head += (
+                ": aggregator"
+                if node.role == "aggregator"
+                else f": data node, {node.records} records"
+            )
+            lines.append(head + f", profile {node.profile}")
             if node.refused:
                 lines.append(f"  REFUSED: {node.refused}")
             if node.error:
                 lines.append("  FAILED: " + node.error.replace("\n", "\n  "))
             for value in node.released:
-                lines.append(f"  releases: {_short(value)}")
+                lines.append(f"  releases: {shown_value(value)}")
             for note in node.notes:
                 lines.append(f"  note: {note}")
             if node.epsilon:
@@ -319,13 +342,36 @@ class LocalTestReport:
         if self.failure:
             lines.append(f"Local test failed: {self.failure}")
         if self.has_result:
-            lines.append(f"Result: {_short(self.result, 2000)}")
+            lines.append(f"Result: {shown_value(self.result, items=100)}")
         return "\n".join(lines)
 
 
-def _short(value: Any, limit: int = 300) -> str:
+def shown_value(value: Any, items: int = 20, chars: int = 200, depth: int = 4) -> str:
+    """``value`` as its repr, whole where small; a long list, dict or string shows its first
+    ``items`` entries (``chars`` characters) and says how much it leaves out, never a bare cut."""
+
+    def inner(v: Any) -> str:
+        return shown_value(v, items, chars, depth - 1)
+
+    if type(value) in (list, tuple, dict) and value:  # subclasses keep their own repr
+        opening, closing = (
+            "{}" if isinstance(value, dict) else "()" if isinstance(value, tuple) else "[]"
+        )
+        if depth <= 0:
+            return f"{opening}({len(value)} items){closing}"
+        if isinstance(value, dict):
+            parts = [f"{inner(k)}: {inner(v)}" for k, v in list(value.items())[:items]]
+        else:
+            parts = [inner(v) for v in list(value)[:items]]
+        if len(value) > items:
+            parts.append(f"(+{len(value) - items} more items)")
+        trailing = "," if isinstance(value, tuple) and len(value) == 1 else ""
+        return opening + ", ".join(parts) + trailing + closing
+    if isinstance(value, (str, bytes)) and len(value) > chars:
+        return f"{value[:chars]!r} (+{len(value) - chars} more characters)"
     text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    limit = chars * 10  # e.g. a frame or an array: its own repr, bounded
+    return text if len(text) <= limit else f"{text[:limit]} (+{len(text) - limit} more characters)"
 
 
 class _Transport:
@@ -550,11 +596,13 @@ def run_local_test(
     ensure_importable()
     entry = compile_source(draft.sources[draft.entrypoint])
     mocks = mock_nodes(nodes, home)
-    ids = [m.name for m in mocks]
+    ids = [m.node_id for m in mocks]
+    aggregator_id = next(m.node_id for m in mocks if m.role == "aggregator")
     switchboard = Switchboard()
     logs: list[LogRecord] = []
     outcomes = {
-        m.name: NodeOutcome(m.name, m.role, m.record_count, m.policy.profile) for m in mocks
+        m.name: NodeOutcome(m.name, m.role, m.record_count, m.policy.profile, node_id=m.node_id)
+        for m in mocks
     }
     final: list[FinalSubmission] = []
     log_lock = threading.Lock()
@@ -572,16 +620,17 @@ def run_local_test(
         def charge(epsilon: float) -> None:
             outcomes[mock.name].epsilon += epsilon
 
-        facts = NodeFacts(mock.name, mock.role, tuple(ids), AGGREGATOR, "local-test", "local")
+        facts = NodeFacts(mock.node_id, mock.role, tuple(ids), aggregator_id, "local-test", "local")
         return NodeService(
             facts,
             mock.data,
             mock.policy,
-            _Transport(switchboard.transport(mock.name), outcomes[mock.name]),
+            _Transport(switchboard.transport(mock.node_id), outcomes[mock.name]),
             on_log=on_log,
             on_final=on_final if mock.role == "aggregator" else None,
             charge=charge,
             lint=True,
+            node_name=mock.name,  # refusals and lint name the node as %flame status does
         )
 
     services = {m.name: make_service(m) for m in mocks}
@@ -613,7 +662,7 @@ def run_local_test(
     with draft_modules(draft), router.installed():
         threads = [
             threading.Thread(target=node_main, args=(n,), name=f"flame-localtest-{n}", daemon=True)
-            for n in ids
+            for n in services
         ]
         for thread in threads:
             thread.start()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import uuid
 
 import pytest
 
@@ -228,3 +229,46 @@ def test_printed_rows_are_linted_on_flame_nodes_and_refused_by_strict_ones(tmp_p
     strict = localtest.run_local_test(draft_of(PRINTING), home=_home(tmp_path / "s", "strict"))
     assert not strict.ok and not strict.has_result
     assert "a line of stdout" in strict.nodes[0].refused
+
+
+def test_long_releases_are_shown_whole_up_to_a_bound_that_says_how_much_is_left_out():
+    shown = localtest.shown_value({"ages": list(range(1000, 1050)), "n": 50, "note": "x" * 500})
+    assert "..." not in shown
+    assert shown.startswith("{'ages': [1000, 1001,") and "1019, (+30 more items)]" in shown
+    assert "'n': 50" in shown and "(+300 more characters)" in shown
+    assert localtest.shown_value({"sum": 1.5, "n": (3,)}) == repr({"sum": 1.5, "n": (3,)})
+
+    report = localtest.run_local_test(draft_of(LEAKY), nodes=2)
+    text = report.to_text()
+    assert "..." not in text.replace("... and", "")
+    released = report.nodes[0].released[0]["ages"]
+    assert f"(+{len(released) - 20} more items)" in text
+
+
+ID_CELL = MEAN_AGE_CELL.replace(
+    'return {"sum": sum(ages), "n": len(ages)}',
+    'return {"sum": sum(ages), "n": len(ages), "me": self.flame.get_id()}',
+)
+
+
+def test_the_analysis_sees_node_ids_as_on_real_nodes_and_the_report_names_both(tmp_path):
+    report = localtest.run_local_test(draft_of(ID_CELL), nodes=2)
+    assert report.ok, report.to_text()
+    text = report.to_text()
+    for node in report.nodes:
+        assert str(uuid.UUID(node.node_id)) == node.node_id  # a hub id, not the name
+        assert f"{node.name} ({node.node_id})" in text
+    data_nodes = [n for n in report.nodes if n.role == "default"]
+    assert [n.released[0]["me"] for n in data_nodes] == [n.node_id for n in data_nodes]
+
+    home = tmp_path / "sandbox"
+    home.mkdir()
+    nodes = [("11111111-1111-4111-8111-111111111111", "uk-koeln", "default")]
+    nodes.append(("22222222-2222-4222-8222-222222222222", "aggregator", "aggregator"))
+    (home / "sandbox.json").write_text(
+        json.dumps({"nodes": [{"id": i, "name": n, "type": t} for i, n, t in nodes]})
+    )
+    report = localtest.run_local_test(draft_of(ID_CELL), home=home)
+    assert report.ok, report.to_text()
+    assert [(n.node_id, n.name) for n in report.nodes] == [(i, n) for i, n, _ in nodes]
+    assert report.nodes[0].released[0]["me"] == nodes[0][0]  # the sandbox's own node id

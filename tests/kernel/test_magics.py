@@ -167,8 +167,11 @@ def test_local_test_shows_what_each_mock_node_would_release_and_the_result(shell
     register_mean_age(shell)
     ran = run(shell, "%flame test --nodes 2")
     assert ran.error is None, ran.stdout
-    assert "uk-aachen (data node, 655 records, profile flame)\n  releases: {'sum':" in ran.stdout
-    assert "aggregator (aggregator, profile flame)" in ran.stdout and "Result: " in ran.stdout
+    ids = {n.name: n.node_id for n in shell.user_ns["_flame_test"].nodes}
+    head = f"uk-aachen ({ids['uk-aachen']}): data node, 655 records, profile flame"
+    assert head + "\n  releases: {'sum':" in ran.stdout
+    assert f"aggregator ({ids['aggregator']}): aggregator, profile flame" in ran.stdout
+    assert "Result: " in ran.stdout
     assert shell.user_ns["_flame_test"].ok
 
 
