@@ -99,3 +99,17 @@ def test_the_real_hub_notebook_logs_in_through_the_hub_api_not_the_sandbox_path(
 def test_the_readme_describes_every_notebook():
     readme = (FOLDER / "README.md").read_text(encoding="utf-8")
     assert all(name in readme for name in EXPECTED)
+
+
+MACHINE_SPECIFIC = (
+    re.compile(r"Key id:\s+([0-9a-f]{4} ){7}[0-9a-f]{4}"),  # the runner's own key id
+    re.compile(r"/tmp/|/var/folders/|flame-lab-nbexec|flame-lab-notebooks-"),  # temp paths
+)
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_stored_outputs_carry_no_machine_specific_key_id_or_temp_path(name):
+    text = json.dumps([c.get("outputs", []) for c in _code(name)])
+    for pattern in MACHINE_SPECIFIC:
+        found = pattern.search(text)
+        assert found is None, f"{name} stores {found.group(0)!r}: re-run with notebooks/rerun.py"
