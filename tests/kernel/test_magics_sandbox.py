@@ -167,3 +167,64 @@ def test_a_result_asked_for_too_early_says_so_and_how_to_wait(fed_shell):
     assert run(fed_shell, f"%flame cancel {analysis_id}").error is None
     status = fed_shell.user_ns["_flame"].status()  # the older handle learns of the cancel
     assert status.overall == "cancelled"
+
+
+def test_the_kernel_reconnects_by_itself_to_a_sandbox_that_restarted_on_a_new_port(
+    shell, tmp_path, monkeypatch
+):
+    """The old port is held across a restart by a listener that hangs up on every caller: the
+    hub must move, and the next %flame call finds it again without `%flame connect`."""
+    import contextlib
+    import socket
+    import threading
+
+    from flame_lab import config
+    from flame_lab.sandbox import daemon
+    from flame_lab.security.keys import Identity, save_identity
+
+    home = tmp_path / "flame-home"
+    monkeypatch.setenv("FLAME_LAB_HOME", str(home))
+    for var in ("FLAME_LAB_SANDBOX_DIR", "FLAME_LAB_KEYS_DIR", "FLAME_LAB_IDENTITY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("FLAME_LAB_PASSPHRASE", PASSPHRASE)
+    save_identity(config.identity_file(), Identity.generate(), PASSPHRASE)
+    sandbox_dir = config.sandbox_dir()
+    daemon.initialise(sandbox_dir, nodes=2)
+    daemon.up(sandbox_dir)
+    holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past the hub's TIME_WAIT
+
+    def hang_up() -> None:
+        while True:
+            try:
+                caller, _ = holder.accept()
+            except OSError:
+                return  # the holder closed
+            caller.close()
+
+    try:
+        ran = run(shell, "%flame connect")
+        assert ran.error is None, ran.stdout
+        old_url = magics_of(shell).session.federation.hub_url
+        old_port = daemon.remembered_port(sandbox_dir)
+        assert f":{old_port}/" in old_url
+
+        daemon.down(sandbox_dir)
+        holder.bind(("127.0.0.1", old_port))
+        holder.listen(8)  # the hub cannot take the port; callers there are hung up on
+        threading.Thread(target=hang_up, daemon=True).start()
+        daemon.up(sandbox_dir)
+        new_port = daemon.remembered_port(sandbox_dir)
+        assert new_port != old_port
+
+        ran = run(shell, "%flame nodes")
+        assert ran.error is None, ran.stdout
+        new_url = magics_of(shell).session.federation.hub_url
+        assert f":{new_port}/" in new_url
+        assert f"(The sandbox moved: reconnected to {new_url}.)" in ran.stdout
+        assert "uk-aachen" in ran.stdout and "ConnectError" not in ran.stdout
+    finally:
+        with contextlib.suppress(OSError):  # wakes the accept; unbound if the test failed early
+            holder.shutdown(socket.SHUT_RDWR)
+        holder.close()
+        daemon.down(sandbox_dir)
