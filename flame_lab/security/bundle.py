@@ -127,19 +127,26 @@ class Binding:
         return cls(raw["analysisId"], raw["projectId"], tuple(nodes), raw["hub"])
 
 
-def check_binding(manifest: Manifest, expected: Binding) -> None:
-    """Refuse a manifest signed for another run than the one the node was asked to do."""
+def check_binding(
+    manifest: Manifest, expected: Binding, *, hub_aliases: Sequence[str] = ()
+) -> None:
+    """Refuse a manifest signed for another run than the one the node was asked to do.
+
+    ``hub_aliases`` are other names the node's admin knows its hub by (its configured core URL),
+    so a researcher who names the hub by that URL is accepted as well as by its registered id.
+    """
     bound = manifest.binding
     if bound is None:
         raise BindingMismatch(
             "the bundle is not bound to an analysis (no binding in the signed manifest)"
         )
+    hubs = {expected.hub, *(_hub_name(a) for a in hub_aliases)}
     for label, got, want in (
         ("analysis", bound.analysis_id, expected.analysis_id),
         ("project", bound.project_id, expected.project_id),
-        ("hub", bound.hub, expected.hub),
+        ("hub", _hub_name(bound.hub), expected.hub),
     ):
-        if got != want:
+        if got != want and not (label == "hub" and got in hubs):
             raise BindingMismatch(
                 f"the bundle was signed for {label} {got[:80]!r}, but it was distributed in "
                 f"{label} {want[:80]!r}"
@@ -152,6 +159,11 @@ def check_binding(manifest: Manifest, expected: Binding) -> None:
             f" (not signed for: {', '.join(extra) or 'none'};"
             f" signed for but absent: {', '.join(missing) or 'none'})"
         )
+
+
+def _hub_name(name: str) -> str:
+    """A hub URL compared without a trailing slash; an opaque hub id as it is."""
+    return name.rstrip("/")
 
 
 @dataclass(frozen=True)

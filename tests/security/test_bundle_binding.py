@@ -56,6 +56,16 @@ def test_a_bundle_distributed_in_another_run_is_refused(other, words):
         check_binding(manifest, other)
 
 
+def test_a_node_also_knows_its_hub_by_its_configured_url_and_no_other():
+    by_url = Binding("analysis-1", "project-1", BOUND.node_ids, "https://hub.example/core/")
+    manifest = verify(signed(by_url), [ALICE.public])
+    check_binding(manifest, BOUND, hub_aliases=("https://hub.example/core",))
+    with pytest.raises(BindingMismatch, match="signed for hub"):
+        check_binding(manifest, BOUND, hub_aliases=("https://other.example/core",))
+    with pytest.raises(BindingMismatch, match="signed for hub"):
+        check_binding(manifest, BOUND)
+
+
 def test_an_unbound_bundle_is_refused():
     manifest = verify(build(FILES, "main.py", ALICE), [ALICE.public])
     with pytest.raises(BindingMismatch, match="not bound"):

@@ -547,7 +547,7 @@ class NodeAgent:
         """Signed by a trusted researcher, intact, in date, and bound to this very analysis."""
         manifest = self.verify(signed)
         binding = self.expected_binding(analysis, links)
-        bundles.check_binding(manifest, binding)
+        bundles.check_binding(manifest, binding, hub_aliases=(self.clients.endpoints.core_url,))
         if self.node_id not in binding.node_ids:
             raise bundles.BindingMismatch(f"the analysis does not list node {self.name}")
         return manifest
