@@ -1113,18 +1113,7 @@ class Analysis:
                 identity = unlocked_identity(prompt=unlock)
             if identity is None:
                 return replace(line, message="[sealed to the researcher: unlock your key]")
-            trusted = {
-                i: NodePublicIdentity.from_dict(k)
-                for i, k in record.node_keys.items()
-                if i == line.node_id
-            }
-            expected = envelope.Expected(
-                analysis_id=record.analysis_id,
-                bundle_hash=record.bundle_hash,
-                run_nonce=record.run_nonce,
-                recipient_ids=frozenset(record.recipients),
-                node_id=line.node_id,
-            )
+            trusted, expected = _sealed_by(record, line.node_id)
             try:
                 self._opened_logs[key] = sealed_logs.open_line(
                     line.message, identity=identity, trusted_nodes=trusted, expected=expected
@@ -1201,18 +1190,7 @@ class Analysis:
                 stacklevel=3,
             )
             return [decode_node_result(name, data, trusted=trusted) for name, data in blobs]
-        aggregator_key = {
-            node_id: NodePublicIdentity.from_dict(key)
-            for node_id, key in record.node_keys.items()
-            if node_id == record.aggregator_id
-        }
-        expected = envelope.Expected(
-            analysis_id=record.analysis_id,
-            bundle_hash=record.bundle_hash,
-            run_nonce=record.run_nonce,
-            recipient_ids=frozenset(record.recipients),
-            node_id=record.aggregator_id,
-        )
+        aggregator_key, expected = _sealed_by(record, record.aggregator_id)
         guard = SqliteReplayGuard(config.data_dir() / "opened-results.sqlite")
         opened = []
         for file_name, data in blobs:
@@ -1349,3 +1327,20 @@ def _check_sealable(draft: Draft, image_path: str) -> None:
 def attach(analysis_id: str, federation: Federation | None = None) -> Analysis:
     """The handle of an analysis submitted from this account, on the active federation."""
     return (federation or connect()).attach(analysis_id)
+
+
+def _sealed_by(
+    record: SubmissionRecord, node_id: str
+) -> tuple[dict[str, NodePublicIdentity], envelope.Expected]:
+    """The pinned key of ``node_id`` and the header its sealed output must carry for this run."""
+    pinned = {
+        i: NodePublicIdentity.from_dict(k) for i, k in record.node_keys.items() if i == node_id
+    }
+    expected = envelope.Expected(
+        analysis_id=record.analysis_id,
+        bundle_hash=record.bundle_hash,
+        run_nonce=record.run_nonce,
+        recipient_ids=frozenset(record.recipients),
+        node_id=node_id,
+    )
+    return pinned, expected
