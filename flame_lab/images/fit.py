@@ -77,7 +77,9 @@ class ImageReport:
     chosen: Fit | None = None
     fitting: tuple[str, ...] = field(default_factory=tuple)
 
-    def summary(self) -> str:
+    def summary(self, shown: int | None = 6) -> str:
+        """Lines for a person; ``shown`` bounds the list of fitting images (None: all of them),
+        and what it leaves out is counted, never cut with a bare "..."."""
         lines = []
         if self.environment.needs:
             lines.append("needs: " + ", ".join(str(n) for n in self.environment.needs))
@@ -85,8 +87,11 @@ class ImageReport:
             lines.append("needs only the standard library and flame")
         if self.chosen is not None:
             lines.append(("fits: " if self.chosen.ok else "does not fit: ") + self.chosen.summary())
-        shown = list(self.fitting[:6]) + (["..."] if len(self.fitting) > 6 else [])
-        lines.append("known images that fit: " + (", ".join(shown) if shown else "none"))
+        names = list(self.fitting if shown is None else self.fitting[:shown])
+        text = ", ".join(names) if names else "none"
+        if len(self.fitting) > len(names):
+            text += f" (+{len(self.fitting) - len(names)} more)"
+        lines.append("known images that fit: " + text)
         return "\n".join(lines)
 
     def to_dict(self) -> dict:

@@ -44,3 +44,13 @@ def test_image_check_refuses_an_image_that_lacks_a_module(tmp_path, capsys):
     assert "python/base" in err and "lacks pandas" in err and "hint: Choose an image" in err
     assert main(["image", "check", str(path), "--image", "python/ml"]) == 0
     assert "fits: python/ml has everything" in capsys.readouterr().out
+
+
+def test_image_check_lists_every_image_that_fits(tmp_path, capsys):
+    path = tmp_path / "analysis.py"
+    path.write_text("import json\n" + ANALYSIS.split("\n", 1)[1])
+    assert main(["image", "check", str(path)]) == 0
+    line = capsys.readouterr().out.splitlines()[-1]
+    fitting = line.removeprefix("known images that fit: ").split(", ")
+    assert len(fitting) > 6 and "python/base" in fitting and "r/ml" not in fitting
+    assert "..." not in line and "more)" not in line

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -57,6 +58,25 @@ def test_a_standard_library_draft_fits_python_base_first():
     result = draft.check()
     assert result.fitting[0] == "python/base"
     assert result.chosen is None and not result.environment.needs
+
+
+def test_the_list_of_fitting_images_says_how_many_it_leaves_out_and_never_cuts():
+    draft = Draft.from_files({"analysis.py": "import json\n" + MODEL})
+    result = draft.check()
+    assert len(result.fitting) > 6  # a standard-library draft fits most images
+    line = result.summary().splitlines()[-1]
+    assert "..." not in line
+    assert line == (
+        "known images that fit: "
+        + ", ".join(result.fitting[:6])
+        + f" (+{len(result.fitting) - 6} more)"
+    )
+    whole = result.summary(shown=None).splitlines()[-1]
+    assert whole == "known images that fit: " + ", ".join(result.fitting)
+    assert "more)" not in whole
+    six = dataclasses.replace(result, fitting=result.fitting[:6])
+    assert six.summary().endswith(", ".join(result.fitting[:6]))
+    assert dataclasses.replace(result, fitting=()).summary().endswith("fit: none")
 
 
 def test_import_names_that_differ_from_the_distribution_resolve():

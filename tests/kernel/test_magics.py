@@ -248,6 +248,8 @@ def test_local_test_says_which_master_images_fit_and_refuses_one_that_lacks_a_mo
     assert ran.error is None, ran.stdout
     assert "Master image: needs only the standard library and flame" in ran.stdout
     assert "known images that fit: python/base" in ran.stdout
+    line = next(ln for ln in ran.stdout.splitlines() if "known images that fit" in ln)
+    assert not line.endswith("...") and line.endswith(" more)")  # counted, never cut
     run(shell, "%%flame\nimport numpy\n" + MEAN_AGE_CELL)
     ran = run(shell, "%flame test --nodes 1 --image python/base")
     assert "ImageError: the draft does not fit master image python/base: lacks numpy" in ran.stdout
