@@ -224,7 +224,7 @@ class AnalysisStatus:
         return self.to_text()
 
     def _repr_html_(self) -> str:
-        from flame_lab.kernel.render import build_view, render_html
+        from flame_lab.rendering import build_view, render_html
 
         view = build_view(self, [], federation="", submitted_at=None, now=datetime.now(UTC))
         return render_html(view)

@@ -64,7 +64,7 @@ class Progress:
 
 def log_time(value: Any) -> str:
     """A hub's log time (epoch digits or ISO text) as ``YYYY-MM-DD HH:MM:SS`` UTC."""
-    from flame_lab.kernel.render import parse_time
+    from flame_lab.rendering import parse_time
 
     moment = parse_time(value)
     return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else shown(value, multiline=False)

@@ -386,7 +386,7 @@ class FlameMagics(Magics):
         fed = self.session.connected()
         if ns.analysis_id:
             view = widgets.text_view(fed.attach(ns.analysis_id), fed.name)
-            from flame_lab.kernel.render import render_text
+            from flame_lab.rendering import render_text
 
             print(render_text(view))
             return
@@ -411,7 +411,7 @@ class FlameMagics(Magics):
         self._show(analysis, wait=ns.wait)
 
     def _verb_logs(self, args: list[str]) -> None:
-        from flame_lab.kernel.render import clock_time
+        from flame_lab.rendering import clock_time
 
         parser = _parser("logs")
         _analysis_id(parser)

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from flame_lab import rendering as render
 from flame_lab.errors import FlameLabError, NotFound
-from flame_lab.kernel import render
 
 DEFAULT_INTERVAL = 1.0
 MAX_BACKOFF = 10.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flame_lab.kernel import render
+from flame_lab import rendering as render
 from tests.kernel.conftest import log, node, status
 
 NOW = datetime(2026, 11, 28, 1, 2, 5, tzinfo=UTC)
