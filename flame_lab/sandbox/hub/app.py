@@ -22,6 +22,7 @@ from tornado.ioloop import IOLoop
 from tornado.netutil import bind_sockets
 from tornado.web import Application
 
+from flame_lab.sandbox.hub import faults
 from flame_lab.sandbox.hub.auth import Auth, Principal
 from flame_lab.sandbox.hub.bells import Bells
 from flame_lab.sandbox.hub.handlers.base import (
@@ -156,8 +157,11 @@ class Hub:
     def store_files(
         self, p: Principal, bucket_id: str, uploads: list[tuple[str, bytes]]
     ) -> list[dict[str, Any]]:
-        """Blobs first (fsync'd), then one transaction for the rows; same path = new version."""
+        """Blobs first (fsync'd), then one transaction for the rows; same path = new version,
+        so an upload retried after a lost answer replaces its own files, never adds to them."""
+        kind = self.bucket_type(bucket_id)
         stored = [(path, *self.store.put_blob(io.BytesIO(data))) for path, data in uploads]
+        faults.reach(f"upload:{kind}:stored", self.store.home)
         records: dict[str, dict[str, Any]] = {}
         with self.store.transaction():
             for path, digest, size in stored:
@@ -182,7 +186,13 @@ class Hub:
                     },
                 )
             self.core.files_uploaded(p, bucket_id, list(records.values()))
+        faults.reach(f"upload:{kind}:committed", self.store.home)
         return list(records.values())
+
+    def bucket_type(self, bucket_id: str) -> str:
+        """CODE, RESULT or TEMP for an analysis's bucket; OTHER for a free-standing one."""
+        link, _ = self.core.bucket_owner(bucket_id)
+        return str(link["type"]) if link is not None else "OTHER"
 
 
 def routes(hub: Hub) -> list[tuple[str, type, dict[str, Any]]]:

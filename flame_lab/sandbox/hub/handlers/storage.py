@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from tornado import httputil
 from tornado.web import stream_request_body
 
+from flame_lab.sandbox.hub import faults
 from flame_lab.sandbox.hub.handlers.base import HubHandler
 from flame_lab.sandbox.hub.limits import check_text
 from flame_lab.sandbox.hub.wire import ApiError
@@ -92,6 +93,7 @@ class UploadHandler(HubHandler):
 
     def prepare(self) -> None:
         self.received = 0
+        self.bucket_type = "OTHER"  # known once the request is checked
         self.spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL)
         super().prepare()
         self.request.connection.set_max_body_size(self.hub.upload_limit + _SPOOL)
@@ -101,6 +103,7 @@ class UploadHandler(HubHandler):
         bucket_id = self.record_id(self.path_args[0], "bucket")
         bucket = found(self.hub.store.get("buckets", bucket_id), "bucket")
         self.hub.core.check_bucket_write(self.principal, bucket)
+        self.bucket_type = self.hub.bucket_type(bucket_id)
 
     def data_received(self, chunk: bytes) -> None:
         if self._finished:
@@ -113,6 +116,8 @@ class UploadHandler(HubHandler):
             )
             self.send_error(413, exc_info=(ApiError, error, None))
             return
+        if self.received == len(chunk):  # the first part of the body
+            faults.reach(f"upload:{self.bucket_type}:receiving", self.hub.store.home)
         try:
             self.spool.write(chunk)  # on disk past _SPOOL bytes
         except OSError as exc:
