@@ -13,13 +13,16 @@ import contextlib
 import logging
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx2 as httpx
-from flame_hub import CoreClient, HubAPIError, StorageClient
-from flame_hub.auth import ClientAuth, PasswordAuth, StaticAuth
+
+with warnings.catch_warnings():  # flame_hub turns on every DeprecationWarning process-wide
+    from flame_hub import CoreClient, HubAPIError, StorageClient
+    from flame_hub.auth import ClientAuth, PasswordAuth, StaticAuth
 
 from flame_lab.errors import (
     FlameLabError,

@@ -91,6 +91,11 @@ def test_lab_starts_the_sandbox_and_a_jupyterlab_with_flame_labs_api(in_sandbox,
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+    # Issue 17: flame_hub switched every DeprecationWarning on for the whole process, so the
+    # server printed other packages' warnings (jupyter_lsp's traitlets use) at each start.
+    output = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+    assert "Jupyter Server" in output  # the server's own start lines were captured
+    assert "DeprecationWarning" not in output and "deprecated" not in output.lower(), output
 
 
 def test_a_passphrase_in_the_environment_creates_the_identity_without_asking(monkeypatch):
