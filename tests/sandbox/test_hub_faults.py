@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 import flame_lab as fl
+from flame_lab.errors import AnalysisFailed
 from flame_lab.sandbox import daemon
 from flame_lab.sandbox.hub import faults
 from flame_lab.sandbox.hub.store import Store
@@ -157,5 +158,45 @@ def test_hub_killed_mid_result_upload_the_retry_stores_it_once(
     assert [f["path"] for f in files] == ["result-000.flres"]  # one file, not two
     assert run.result()["n"] > 0
     assert agent_state(lab, "aggregator", run.id).get("reported") is True
+    no_run_processes(lab)
+    finish_one()
+
+
+def test_a_result_sealed_while_the_hub_was_away_is_uploaded_when_it_is_back(
+    lab: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hub stays away longer than the node waits (FLAME_LAB_HUB_OUTAGE): the aggregator
+    keeps the sealed result and uploads it once the hub answers; no re-run, nothing doubled."""
+    point = "upload:RESULT:stored"
+    monkeypatch.setenv(faults.FAULT_VAR, point)
+    monkeypatch.setenv("FLAME_LAB_HUB_OUTAGE", "1")  # the agents' calls give up at once
+    home = lab / "sandbox"
+    daemon.up(home, nodes=2)
+    run = fl.connect().submit(draft(MEAN_AGE.name))
+    waiting = Waiting(run)
+    kill_hub_at(home, point)
+    kept = wait_for(
+        lambda: agent_state(lab, "aggregator", run.id).get("outbox"),
+        "the aggregator to keep the sealed result",
+    )
+    assert sorted(kept) == ["result-000.flres"]
+    wait_for(
+        lambda: agent_state(lab, "aggregator", run.id).get("phase") == "executed",
+        "the aggregator to finish its run",
+    )
+    waiting.result()  # gave up on the dead hub after 1 s, as the agents did
+    restart(home)
+    monkeypatch.delenv("FLAME_LAB_HUB_OUTAGE")
+    try:
+        status = run.wait(timeout=PATIENCE)
+    except AnalysisFailed as exc:
+        raise AssertionError(f"the run was lost: {exc}") from None
+    assert status.overall == "executed"
+    assert [f["path"] for f in result_files(home, run.id)] == ["result-000.flres"]
+    assert run.result()["n"] > 0
+    state = agent_state(lab, "aggregator", run.id)
+    assert state.get("reported") is True and not state.get("outbox")
+    lines = [ln.message for ln in run.logs(node="aggregator")]
+    assert any("uploaded the sealed result late" in m for m in lines), lines
     no_run_processes(lab)
     finish_one()

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from flame_lab.errors import (
     BundleError,
     FlameLabError,
+    HubError,
     HubUnreachable,
     NotFound,
     PolicyRefused,
@@ -129,6 +130,7 @@ class Run:
     thread: threading.Thread
     stop: threading.Event = field(default_factory=threading.Event)
     reason: str = ""
+    hub_failure: HubError | None = None  # the hub's answer that failed the result's upload
 
 
 class NodeAgent:
@@ -479,7 +481,18 @@ class NodeAgent:
         elif phase == "failed" and link.execution_status != "failed":
             fields = {"execution_status": "failed"}
         elif phase == "executed" and link.execution_status != "executed":
-            fields = {"execution_status": "executed", "execution_progress": 100}
+            try:
+                self._send_kept_result(analysis_id)
+            except HubUnreachable:
+                raise  # the next tick tries again
+            except FlameLabError as exc:  # refused for good (e.g. a full disk): said, not retried
+                self._drop_kept_result(analysis_id)
+                reason = f"{self.name}: the hub refused the sealed result kept here: {exc.message}"
+                self._save(analysis_id, phase="failed", reason=reason)
+                phase = "failed"
+                fields = {"execution_status": "failed"}
+            else:
+                fields = {"execution_status": "executed", "execution_progress": 100}
         else:
             return
         if reason:
@@ -643,6 +656,8 @@ class NodeAgent:
         """Fail here first (the state file), then tell the hub; if the hub cannot be told now,
         ``converge`` tells it once it answers again."""
         analysis_id = str(link.analysis_id)
+        if self.state.get(analysis_id, {}).get("outbox"):
+            self._drop_kept_result(analysis_id)  # a failed run's result never leaves
         self._save(analysis_id, phase="failed", reason=reason, reported=False)
         self.node_log(analysis_id, "error", f"{self.name}: {reason}")
         try:
@@ -709,7 +724,7 @@ class NodeAgent:
             on_log=hooks.analysis_log.write,
             on_node_log=lambda level, text: self.node_log(analysis_id, level, text),
             on_progress=lambda p: self._update(link_id, execution_progress=int(p)),
-            on_final=hooks.sealed(self._sealer(analysis_id, manifest, signed.bundle_hash)),
+            on_final=hooks.sealed(self._sealer(analysis_id, manifest, signed.bundle_hash, run)),
             on_refusal=hooks.refused,
             charge=hooks.charge,
             node_name=self.name,
@@ -736,17 +751,24 @@ class NodeAgent:
         hooks.finish()
         self.node_log(analysis_id, "debug", f"{self.name}: confinement {outcome.confinement}")
         shutil.rmtree(work_dir, ignore_errors=True)
-        if transport.outage is not None and not outcome.ok:  # the cause, not its traceback
-            raise FlameLabError(f"{self.name}: {transport.outage.message}")
-        if outcome.stopped:
+        sealed = facts.role == "aggregator" and self._result_sealed(analysis_id)
+        failure = run.hub_failure or transport.failure
+        if failure is not None and not outcome.ok and not sealed:
+            raise FlameLabError(f"{self.name}: {failure.message}")  # the cause, not a traceback
+        if failure is not None and not outcome.ok:
+            # the final result is sealed (and uploaded, or kept to upload): the hub failed only
+            # the telling of the others that the analysis is over; the run's work is done
+            log.warning("%s: %s after the result was sealed", self.name, failure.message)
+        elif outcome.stopped:
             raise FlameLabError(run.reason or "the node stopped the analysis")
-        if not outcome.ok:
+        elif not outcome.ok:
             raise FlameLabError(release_node.public_failure(outcome.failure or ""))
         if facts.role == "aggregator" and service.submission is None:
             raise FlameLabError("the aggregator finished without submitting a final result")
-        self._save(analysis_id, phase="executed", reported=False)  # the result is at the hub
+        self._save(analysis_id, phase="executed", reported=False)
         self.node_log(analysis_id, "info", f"{self.name}: finished")
         try:
+            self._send_kept_result(analysis_id)  # the result first: "executed" means it is there
             self._update(link_id, execution_status="executed", execution_progress=100)
         except FlameLabError:
             log.warning(
@@ -821,7 +843,7 @@ class NodeAgent:
                 run.stop.set()
 
     def _sealer(
-        self, analysis_id: str, manifest: bundles.Manifest, bundle_hash: str
+        self, analysis_id: str, manifest: bundles.Manifest, bundle_hash: str, run: Run
     ) -> Callable[[FinalSubmission], dict[str, str]]:
         def seal_and_upload(submission: FinalSubmission) -> dict[str, str]:
             files = []
@@ -859,19 +881,22 @@ class NodeAgent:
                         "content_type": "application/octet-stream",
                     }
                 )
-            found = self._patiently(
-                "find the RESULT bucket",
-                lambda: self.core.find_analysis_buckets(
-                    filter={"analysis_id": analysis_id, "type": "RESULT"}
-                ),
-            )
-            if not found:
-                raise PolicyRefused("the hub has no RESULT bucket for this analysis")
-            # a retried upload replaces the same paths at the hub: never a second result
-            self._patiently(
-                "upload the sealed result",
-                lambda: self.clients.storage.upload_to_bucket(found[0].bucket_id, *files),
-            )
+            self._keep_result(analysis_id, files)
+            try:
+                self._upload_result(analysis_id, files, self._patiently)
+            except HubUnreachable as exc:
+                # sealed and kept here: uploaded as soon as the hub answers (converge), never
+                # sealed or run again
+                log.warning(
+                    "%s: %s; the sealed result is kept to upload later", self.name, exc.message
+                )
+                return {"status": "success", "upload": "kept at the node until the hub answers"}
+            except BaseException as exc:  # refused (a full disk, no bucket): it does not leave
+                self._drop_kept_result(analysis_id)
+                if isinstance(exc, HubError):
+                    run.hub_failure = exc
+                raise
+            self._save(analysis_id, outbox=None)
             self.node_log(
                 analysis_id,
                 "info",
@@ -884,6 +909,81 @@ class NodeAgent:
             return {"status": "success"}
 
         return seal_and_upload
+
+    # -- a sealed result the hub did not take yet ------------------------------------------------
+    def _outbox(self, analysis_id: str) -> Path:
+        return self.folder.runs / analysis_id / "result"
+
+    def _keep_result(self, analysis_id: str, files: list[dict[str, Any]]) -> None:
+        """The sealed files on this node's disk (fsync'd) before any upload: a hub that is away
+        then costs a late upload of the same bytes, never the result or a second sealing."""
+        folder = self._outbox(analysis_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        for item in files:
+            tmp = folder / f".{item['file_name']}.tmp"
+            with open(tmp, "wb") as out:
+                out.write(item["content"])
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, folder / item["file_name"])
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self._save(analysis_id, outbox={f["file_name"]: f["content_type"] for f in files})
+
+    def _drop_kept_result(self, analysis_id: str) -> None:
+        self._save(analysis_id, outbox=None)
+        shutil.rmtree(self._outbox(analysis_id), ignore_errors=True)
+
+    def _result_sealed(self, analysis_id: str) -> bool:
+        """The aggregator sealed its final result: uploaded, or kept to upload."""
+        entry = self.state.get(analysis_id, {})
+        return bool(entry.get("outbox")) or bool(entry.get("resultUploaded"))
+
+    def _upload_result(
+        self, analysis_id: str, files: list[dict[str, Any]], call: Callable[..., Any]
+    ) -> None:
+        """One multipart upload; the hub stores all files or none, and a retry replaces the
+        same paths (same bytes, same hashes): never a second result."""
+        found = call(
+            "find the RESULT bucket",
+            lambda: self.core.find_analysis_buckets(
+                filter={"analysis_id": analysis_id, "type": "RESULT"}
+            ),
+        )
+        if not found:
+            raise PolicyRefused("the hub has no RESULT bucket for this analysis")
+        call(
+            "upload the sealed result",
+            lambda: self.clients.storage.upload_to_bucket(found[0].bucket_id, *files),
+        )
+        self._save(analysis_id, resultUploaded=True)
+
+    def _send_kept_result(self, analysis_id: str) -> None:
+        """Upload a result sealed while the hub was away (one try; the next tick tries again)."""
+        kept = self.state.get(analysis_id, {}).get("outbox")
+        if not kept:
+            return
+        folder = self._outbox(analysis_id)
+        files = [
+            {"file_name": name, "content": (folder / name).read_bytes(), "content_type": kind}
+            for name, kind in sorted(kept.items())
+        ]
+
+        def once(doing: str, call: Callable[[], Any]) -> Any:
+            with hub_errors(doing, self.clients.endpoints.core_url):
+                return call()
+
+        self._upload_result(analysis_id, files, once)
+        self._drop_kept_result(analysis_id)
+        self.node_log(
+            analysis_id,
+            "info",
+            f"{self.name}: uploaded the sealed result late ({len(files)} file(s)); the hub "
+            "could not take it when it was sealed",
+        )
 
 
 def _read_tar(data: bytes) -> dict[str, bytes]:

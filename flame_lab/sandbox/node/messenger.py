@@ -17,7 +17,7 @@ from typing import TypeVar
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from flame_lab.errors import FlameLabError
+from flame_lab.errors import FlameLabError, HubError
 from flame_lab.hubclient import HubClients, HubOutage, Patience, checked, hub_outage, patiently
 from flame_lab.security.keys import NodeIdentity
 from flame_lab.security.node_channel import Route, open_message, seal_message
@@ -68,6 +68,9 @@ class HubTransport:
         self.timeout = clients.endpoints.timeout
         self.patience = patience or hub_outage()
         self.outage: HubOutage | None = None  # set when a call gave up on the hub
+        # the hub's answer that ended a call (an outage, a full disk, a refusal): the run's
+        # failure names it rather than the analysis's traceback of it
+        self.failure: HubError | None = None
         self.analysis_id = analysis_id
         self.node_id = node_id
         self.identity = identity
@@ -106,8 +109,10 @@ class HubTransport:
     def _patiently(self, doing: str, call: Callable[[], T]) -> T:
         try:
             return patiently(doing, call, self.patience, url=self.url)
-        except HubOutage as exc:
-            self.outage = exc
+        except HubError as exc:
+            self.failure = exc
+            if isinstance(exc, HubOutage):
+                self.outage = exc
             raise
 
     def _post(self, batch: list[tuple[str, dict]]) -> list[str]:
