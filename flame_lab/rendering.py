@@ -67,6 +67,7 @@ class NodeRow:
     failed: bool
     reason: str | None
     working: bool = False  # executing without having reported progress: indeterminate
+    waiting: str = ""  # what the analysis waits for at this node, in words ("" if nothing)
 
     @property
     def reason_line(self) -> str:
@@ -210,6 +211,7 @@ def build_view(
         reason = node.comment or own
         execution = node.execution or "-"
         progress = max(0, min(100, int(node.progress or 0)))
+        waiting = "" if status.done else str(getattr(node, "waiting", "") or "")
         rows.append(
             NodeRow(
                 node_id=node.node_id,
@@ -218,12 +220,12 @@ def build_view(
                 execution=execution,
                 progress=progress,
                 # what the analysis waits for at this node says more than its last log line
-                last_log=(getattr(node, "waiting", "") if not status.done else "")
-                or last_by_node.get(node.node_id, ""),
+                last_log=waiting or last_by_node.get(node.node_id, ""),
                 in_state=duration(in_state[node.node_id]) if node.node_id in in_state else "",
                 failed=failed,
                 reason=reason if failed else None,
                 working=execution in WORKING and progress == 0 and not status.done,
+                waiting=waiting,
             )
         )
     log_rows = tuple(
@@ -385,8 +387,34 @@ def logs_html(rows: Iterable[LogRow], total: int | None = None) -> str:
     return f'{more}<pre class="flame-log" style="{LOG_BOX}">' + "\n".join(items) + "</pre>"
 
 
-def render_html(view: MonitorView) -> str:
-    """A static HTML snapshot of the monitor (saved notebooks, no widget frontend)."""
+def snapshot_key(view: MonitorView) -> tuple:
+    """What changes at a state transition (not with each log line): when this differs, the
+    static snapshot kept next to the live widget is drawn again."""
+    return (
+        view.overall,
+        view.done,
+        view.result_available,
+        view.failure,
+        view.problem is not None,
+        tuple(
+            (n.node_id, n.approval, n.execution, n.progress // 10, n.failed, n.waiting)
+            for n in view.nodes
+        ),
+    )
+
+
+def snapshot_note(view: MonitorView, taken: datetime) -> str:
+    """Says that a still-running monitor's HTML is a snapshot, and how to see it live again."""
+    return (
+        '<div class="flame-snapshot" style="color:#616161"><i>Snapshot of '
+        f"{esc(taken.astimezone(UTC).strftime('%Y-%m-%d %H:%M'))} UTC; the live monitor needs "
+        f"its kernel: <code>%flame watch {esc(view.analysis_id)}</code></i></div>"
+    )
+
+
+def render_html(view: MonitorView, note: str = "") -> str:
+    """A static HTML snapshot of the monitor (saved notebooks, no widget frontend); ``note``
+    (HTML, already escaped) goes under the header."""
     head = "".join(f"<th style='text-align:left'>{esc(name)}</th>" for name, _ in COLUMNS)
     rows = "".join(
         f"<tr><td><b>{esc(n.name)}</b></td>"
@@ -397,7 +425,7 @@ def render_html(view: MonitorView) -> str:
         for n in view.nodes
     )
     return (
-        f'<div class="flame-monitor">{header_html(view)}<table><tr>{head}</tr>{rows}</table>'
+        f'<div class="flame-monitor">{header_html(view)}{note}<table><tr>{head}</tr>{rows}</table>'
         f"<details><summary>Log (all nodes)</summary>{logs_html(view.logs, view.log_total)}"
         "</details></div>"
     )
@@ -421,3 +449,12 @@ def preview_html(value: Any, max_rows: int = 10) -> str:
     if len(text) > 5000:
         text = text[:5000] + " ..."
     return f"<pre>{esc(text)}</pre>"
+
+
+def result_ready_html(analysis_id: str) -> str:
+    """What stands in for the Decrypt button where its widget is gone (saved notebook, kernel
+    restarted): how to open the result without it."""
+    return (
+        '<div class="flame-result-ready">The result is ready: <code>%flame result '
+        f"{esc(analysis_id)}</code> decrypts it (the Decrypt button needs its kernel).</div>"
+    )

@@ -1,7 +1,8 @@
 /** The flame-lab JupyterLab plugin: wires the panel, the submit command and settings to JupyterLab. */
 
 import type { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
-import { ICommandPalette, showErrorMessage } from '@jupyterlab/apputils';
+import type { IRenderMime } from '@jupyterlab/rendermime-interfaces';
+import { ICommandPalette, ISanitizer, showErrorMessage } from '@jupyterlab/apputils';
 import { URLExt } from '@jupyterlab/coreutils';
 import { INotebookTracker, type NotebookPanel } from '@jupyterlab/notebook';
 import { ServerConnection } from '@jupyterlab/services';
@@ -14,7 +15,9 @@ import { confirmAction, dialogUi } from './dialogs';
 import { flameIcon } from './icon';
 import { DEFAULT_INTERVAL, FlameModel } from './model';
 import { FlamePanel, PANEL_ID } from './panel';
+import { domSnapshotUi } from './snapshot';
 import { submitNotebook } from './submission';
+import { guardWidgetViews } from './widgetfallback';
 
 const PLUGIN_ID = 'flame-lab:plugin';
 
@@ -54,13 +57,23 @@ const plugin: JupyterFrontEndPlugin<void> = {
   description: 'FLAME panel and "Submit to FLAME" for flame_lab.',
   autoStart: true,
   requires: [INotebookTracker],
-  optional: [ISettingRegistry, ICommandPalette],
+  optional: [ISettingRegistry, ICommandPalette, ISanitizer],
   activate: async (
     app: JupyterFrontEnd,
     tracker: INotebookTracker,
     registry: ISettingRegistry | null,
-    palette: ICommandPalette | null
+    palette: ICommandPalette | null,
+    sanitizer: IRenderMime.ISanitizer | null
   ) => {
+    // Saved FLAME monitors and Decrypt buttons whose widget model is gone show their static
+    // snapshot; set up on the first notebook, before its outputs are drawn (widgetfallback.ts).
+    const snapshotUi = domSnapshotUi(sanitizer ?? undefined);
+    let widgetsGuarded = false;
+    const guardWidgets = (notebook: NotebookPanel): void => {
+      if (!widgetsGuarded) {
+        widgetsGuarded = guardWidgetViews(notebook.content.rendermime, snapshotUi);
+      }
+    };
     let settings: ISettingRegistry.ISettings | null = null;
     if (registry) {
       try {
@@ -170,6 +183,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
 
     app.docRegistry.addWidgetExtension('Notebook', {
       createNew: (notebook: NotebookPanel) => {
+        guardWidgets(notebook);
         const button = new CommandToolbarButton({
           commands: app.commands,
           id: CommandIds.submit,

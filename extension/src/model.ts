@@ -79,6 +79,54 @@ export function relativeTime(iso: string, now: Date = new Date()): string {
   return `${Math.floor(seconds / 86400)} d ago`;
 }
 
+// Control characters (tab and newline aside), bidi controls and invisible format characters:
+// the hub and nodes word these texts, so they are shown as escapes, as the CLI does.
+const UNSAFE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]/g;
+
+/** `text` in one line with every control, bidi and invisible character made visible. */
+export function visibleText(text: string): string {
+  return text
+    .replace(/[\t\n]/g, ' ')
+    .replace(UNSAFE, c => {
+      const code = c.charCodeAt(0);
+      return code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+    })
+    .trim();
+}
+
+/** Lines shown of what one analysis waits for (more become "and N more"). */
+export const WAITING_LINES = 6;
+const WAITING_CHARS = 300;
+
+/**
+ * What an analysis waits for, as the server words it (it sends none once the analysis is
+ * final), readable: one line per reason, visible characters, duplicates and blanks left out,
+ * at most `limit` lines. Whatever is not a list of text is ignored: a newer server cannot break it.
+ */
+export function waitingLines(analysis: Pick<AnalysisSummary, 'waiting'>, limit = WAITING_LINES): string[] {
+  const given: unknown = analysis.waiting;
+  if (!Array.isArray(given)) {
+    return [];
+  }
+  const lines: string[] = [];
+  for (const item of given) {
+    if (typeof item !== 'string') {
+      continue;
+    }
+    let line = visibleText(item);
+    if (line.length > WAITING_CHARS) {
+      line = `${line.slice(0, WAITING_CHARS - 1)}…`;
+    }
+    if (line && !lines.includes(line)) {
+      lines.push(line);
+    }
+  }
+  if (lines.length > limit) {
+    return [...lines.slice(0, limit - 1), `and ${lines.length - limit + 1} more`];
+  }
+  return lines;
+}
+
 /** A key id in groups of four, as the CLI prints it. */
 export function groupKey(keyId: string): string {
   return keyId.replace(/(.{4})(?=.)/g, '$1 ');

@@ -4,7 +4,7 @@ import { Widget } from '@lumino/widgets';
 
 import { h } from './dom';
 import { flameIcon } from './icon';
-import { groupKey, relativeTime, type FlameModel } from './model';
+import { groupKey, relativeTime, waitingLines, type FlameModel } from './model';
 import {
   LOG_LEVELS,
   type AnalysisNode,
@@ -484,10 +484,39 @@ export class FlamePanel extends Widget {
         h('time', { datetime: analysis.createdAt, title: analysis.createdAt }, relativeTime(analysis.createdAt))
       ),
       progressBar(analysis.progress, `${analysis.name} progress`),
-      chips
+      chips,
+      this.waitingLine(analysis)
     );
     row.addEventListener('click', () => void this.model.select(analysis.id));
     return row;
+  }
+
+  /** The first thing a listed analysis waits for, in one line (all of them as its tooltip). */
+  private waitingLine(analysis: AnalysisSummary): HTMLElement | null {
+    const lines = waitingLines(analysis);
+    if (!lines.length) {
+      return null;
+    }
+    const more = lines.length > 1 ? ` (+${lines.length - 1})` : '';
+    return h(
+      'div',
+      { class: 'jp-FlamePanel-muted jp-FlamePanel-rowWaiting', title: lines.join('\n'), 'data-kind': 'waiting' },
+      lines[0] + more
+    );
+  }
+
+  /** Everything the selected analysis waits for, node by node, as the server words it. */
+  private waitingBanner(analysis: AnalysisSummary): HTMLElement | null {
+    const lines = waitingLines(analysis);
+    if (!lines.length) {
+      return null;
+    }
+    return h(
+      'div',
+      { class: 'jp-FlamePanel-banner jp-mod-waiting', role: 'status', 'data-kind': 'waiting' },
+      h('strong', {}, 'Waiting'),
+      h('ul', { class: 'jp-FlamePanel-waiting' }, ...lines.map(line => h('li', {}, line)))
+    );
   }
 
   private detailSection(): HTMLElement | string {
@@ -519,6 +548,10 @@ export class FlamePanel extends Widget {
           detail.failure.reason
         )
       );
+    }
+    const waiting = this.waitingBanner(a);
+    if (waiting) {
+      section.appendChild(waiting);
     }
     const table = h('table', { class: 'jp-FlamePanel-nodeTable', 'aria-label': 'Per-node progress' });
     table.appendChild(

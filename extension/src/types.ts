@@ -63,6 +63,11 @@ export interface AnalysisSummary {
   status: OverallStatus;
   progress: number;
   nodes: AnalysisNode[];
+  /**
+   * What an unfinished analysis waits for, one line per node, each naming its node (an offline
+   * node, a manual approval, a node that approved but does not start). Absent from older servers.
+   */
+  waiting?: string[];
 }
 
 export interface AnalysisDetail extends AnalysisSummary {

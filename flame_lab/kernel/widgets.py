@@ -20,6 +20,17 @@ from flame_lab.errors import FlameLabError, NotFound
 
 DEFAULT_INTERVAL = 1.0
 MAX_BACKOFF = 10.0
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def widget_bundle(widget: Any, html: str, text: str) -> dict[str, Any]:
+    """A widget's display bundle with a static HTML stand-in: JupyterLab (with flame-lab's
+    extension) and nbconvert show the HTML where the widget's model is gone."""
+    return {
+        "text/plain": text,
+        "text/html": html,
+        WIDGET_VIEW: {"version_major": 2, "version_minor": 0, "model_id": widget.model_id},
+    }
 
 
 def result_variable(analysis_id: str) -> str:
@@ -125,6 +136,7 @@ class Monitor:
         self.handle: Any = None  # the display showing this monitor (replaced by HTML at the end)
         self.action: Any = None  # a display below it, where the Decrypt button appears
         self.rows: dict[str, _NodeWidgets] = {}
+        self._snapshot: tuple | None = None  # the state the newest display bundle shows
         self.log_html = w.HTML()
         self.log_view = w.Accordion(children=[self.log_html], selected_index=None)
         self.log_view.set_title(0, "Log (all nodes)")
@@ -184,6 +196,16 @@ class Monitor:
         if new:
             self.node_box.children = tuple(self.rows[r.node_id].box for r in view.nodes)
         self.view = view
+        self._refresh_snapshot()
+
+    def _refresh_snapshot(self) -> None:
+        """At a state transition, the display's static HTML is drawn again next to the live
+        widget (what a notebook saved now keeps); at the end ``finish`` replaces both."""
+        assert self.view is not None
+        key = render.snapshot_key(self.view)
+        if self.handle is None or self.view.done or key == self._snapshot:
+            return
+        self.handle.update(self._repr_mimebundle_(), raw=True)
 
     def decrypt(self, _button: Any = None) -> Any:
         """Open the result into the user's namespace and show a preview."""
@@ -233,7 +255,15 @@ class Monitor:
             return
         self.handle.update(self.static_bundle(), raw=True)
         if self.action is not None and self.view.result_available:
-            self.action.update(self.result_box)
+            self.action.update(self.button_bundle(), raw=True)
+
+    def button_bundle(self) -> dict[str, Any]:
+        """The Decrypt button with its static stand-in (saying how to decrypt without it)."""
+        return widget_bundle(
+            self.result_box,
+            render.result_ready_html(self.analysis.id),
+            f"The result is ready: %flame result {self.analysis.id}",
+        )
 
     # -- polling -----------------------------------------------------------------------------
     def poll_once(self) -> Any:
@@ -307,15 +337,15 @@ class Monitor:
 
     # -- display -----------------------------------------------------------------------------
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        bundle = {"text/plain": render.render_text(self.view) if self.view else repr(self)}
-        if self.view is not None:
-            bundle["text/html"] = render.render_html(self.view)
-        bundle["application/vnd.jupyter.widget-view+json"] = {
-            "version_major": 2,
-            "version_minor": 0,
-            "model_id": self.widget.model_id,
-        }
-        return bundle
+        """The live widget, with a static snapshot of the current state beside it."""
+        if self.view is None:
+            html = f"<div>Monitor of analysis <code>{render.esc(self.analysis.id)}</code></div>"
+            return widget_bundle(self.widget, html, repr(self))
+        self._snapshot = render.snapshot_key(self.view)  # the state the newest bundle shows
+        note = "" if self.view.done else render.snapshot_note(self.view, self._now())
+        return widget_bundle(
+            self.widget, render.render_html(self.view, note), render.render_text(self.view)
+        )
 
     def __repr__(self) -> str:
         return f"Monitor({self.analysis.id!r})"

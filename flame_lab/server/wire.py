@@ -60,6 +60,8 @@ def summary(status: AnalysisStatus, record: SubmissionRecord) -> dict[str, Any]:
         "status": status.overall,
         "progress": status.progress,
         "nodes": [node_state(n) for n in status.nodes],
+        # what an unfinished analysis waits for, one line per node, each naming its node
+        "waiting": list(status.waiting),
     }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+from dataclasses import replace
 
 import pytest
 
@@ -240,7 +241,12 @@ def test_at_the_end_the_display_becomes_static_html_and_the_button_appears_below
     final = monitor.handle.updates[-1]
     assert set(final) == {"text/plain", "text/html"}  # no widget: survives a kernel restart
     assert "flame-final-executed" in final["text/html"] and "<th" in final["text/html"]
-    assert monitor.action.updates == [monitor.result_box]
+    button = monitor.action.updates[-1]
+    assert button[widgets.WIDGET_VIEW]["model_id"] == monitor.result_box.model_id
+    # its stand-in where the widget is gone (saved notebook, restarted kernel)
+    assert (
+        "%flame result an-1" in button["text/html"] and "flame-result-ready" in button["text/html"]
+    )
     monitor.decrypt()
     assert "50.2" in monitor.action.updates[-1]["text/html"]
 
@@ -273,3 +279,42 @@ def test_a_result_opened_elsewhere_replaces_the_button_with_a_static_note():
     monitor.show_opened("result_an_1")
     last = monitor.action.updates[-1]
     assert set(last) == {"text/html", "text/plain"} and "result_an_1" in last["text/html"]
+
+
+def test_while_running_the_display_carries_a_static_snapshot_beside_the_widget():
+    analysis = FakeAnalysis(running_script()[:2])
+    monitor = widgets.Monitor(analysis)
+    monitor.poll_once()
+    bundle = monitor._repr_mimebundle_()
+    assert bundle[widgets.WIDGET_VIEW]["model_id"] == monitor.widget.model_id
+    html = bundle["text/html"]
+    assert "flame-monitor" in html and "pending" in html and "<th" in html
+    assert "flame-snapshot" in html and "%flame watch an-1" in html
+
+
+def test_the_snapshot_is_drawn_again_at_state_transitions_not_per_log_line():
+    pending = status((node("uk-aachen"),))
+    waiting = replace(pending, nodes=(replace(pending.nodes[0], waiting=f"waiting for {HOSTILE}"),))
+    running = status((node("uk-aachen", "approved", "executing", 40),))
+    script = [
+        (pending, []),
+        (waiting, []),
+        (waiting, [log("uk-aachen", "a log line")]),
+        (running, [log("uk-aachen", "a log line")]),
+        (running, [log("uk-aachen", "a log line"), log("uk-aachen", "another")]),
+    ]
+    monitor = widgets.Monitor(FakeAnalysis(script))
+    monitor.poll_once()
+    monitor._repr_mimebundle_()  # what display() does with the first state
+    monitor.handle = Handle()
+    monitor.poll_once()  # the node now says what it waits for: a transition
+    monitor.poll_once()  # a log line only
+    monitor.poll_once()  # approved and executing: a transition
+    monitor.poll_once()  # another log line
+    updates = monitor.handle.updates
+    assert len(updates) == 2
+    assert all(u[widgets.WIDGET_VIEW]["model_id"] == monitor.widget.model_id for u in updates)
+    assert (
+        "waiting for &lt;img" in updates[0]["text/html"] and "<img" not in updates[0]["text/html"]
+    )
+    assert "executing" in updates[1]["text/html"] and "40%" in updates[1]["text/html"]

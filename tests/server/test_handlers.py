@@ -18,7 +18,7 @@ from flame_lab.sandbox import daemon
 from flame_lab.server.handlers import MANAGER_SETTING
 from tests.server.conftest import ANALYSIS_CELL, PASSPHRASE, notebook
 
-SUMMARY_KEYS = {"id", "name", "createdAt", "status", "progress", "nodes"}
+SUMMARY_KEYS = {"id", "name", "createdAt", "status", "progress", "nodes", "waiting"}
 NODE_STATE_KEYS = {"nodeId", "nodeName", "type", "approval", "execution", "progress", "comment"}
 DETAIL_KEYS = SUMMARY_KEYS | {"bundleHash", "hubUrl", "failure", "resultAvailable"}
 EXECUTION_SECONDS = 90.0

@@ -88,3 +88,13 @@ def test_error_info_is_message_and_hint():
         "hint": "start it",
     }
     assert wire.error_info(None) is None
+
+
+def test_what_an_unfinished_analysis_waits_for_is_listed_and_gone_once_final():
+    why = "waiting for uk-aachen to approve <b>"
+    waiting = (NodeState("n1", "uk-aachen", "default", None, None, 0, None, waiting=why),)
+    status = AnalysisStatus("a1", "count", "pending", 0, waiting)
+    assert wire.summary(status, RECORD)["waiting"] == [why]  # JSON: the panel escapes it
+    assert wire.detail(status, RECORD)["waiting"] == [why]
+    final = AnalysisStatus("a1", "count", "cancelled", 0, waiting)
+    assert wire.summary(final, RECORD)["waiting"] == []

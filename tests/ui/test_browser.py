@@ -5,7 +5,9 @@ panel without the server API (a clear "server extension missing" state, light an
 the whole submission of notebooks/01-getting-started.ipynb against the sandbox, with every node
 reaching "executed", and a new user's path (run notebook 01, the monitor's green end state and
 headers, the data dictionary in the panel, the result as a table), with screenshots in
-ci-artifacts/ (README's pictures in docs/images/ are these).
+ci-artifacts/ (README's pictures in docs/images/ are these); and a saved notebook whose monitor
+was running and whose Decrypt button was never clicked, after a kernel restart and a reopen:
+static snapshots, never "model not found".
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 
-@pytest.mark.parametrize("suite", ["no-api", "sandbox"])
+@pytest.mark.parametrize("suite", ["no-api", "sandbox", "widgets"])
 def test_the_lab_extension_in_a_real_browser(suite):
     assert Path(CHROMIUM).exists(), (
         "the browser tests need Debian's chromium: apt-get install chromium"
@@ -40,3 +42,5 @@ def test_the_lab_extension_in_a_real_browser(suite):
     if suite == "sandbox":
         for picture in ("flame-panel-executed", "monitor", "flame-data", "flame-panel"):
             assert (ROOT / "ci-artifacts" / f"{picture}.png").exists(), picture
+    if suite == "widgets":
+        assert (ROOT / "ci-artifacts" / "monitor-after-restart.png").exists()
