@@ -32,6 +32,9 @@ export default defineConfig({
     // JupyterLab without the flame_lab server extension: the panel must say so.
     { name: 'no-api', testMatch: /panel\.spec\.ts/, timeout: 240_000 },
     // JupyterLab with the server extension and the sandbox: the full submission.
-    { name: 'sandbox', testMatch: /(submit|newuser)\.spec\.ts/, timeout: 600_000 }
+    { name: 'sandbox', testMatch: /(submit|newuser)\.spec\.ts/, timeout: 600_000 },
+    // Saved monitors and Decrypt buttons after a kernel restart and a reopen: static, never
+    // "model not found"; what an analysis waits for, in the monitor and the panel.
+    { name: 'widgets', testMatch: /restart\.spec\.ts/, timeout: 600_000 }
   ]
 });

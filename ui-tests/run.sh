@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Browser tests of the flame-lab JupyterLab extension: starts JupyterLab (token, free port,
 # FLAME_LAB_HOME in a temp folder), runs Playwright in Debian's Chromium, stops JupyterLab.
-#   ui-tests/run.sh            both suites
+#   ui-tests/run.sh            all suites
 #   ui-tests/run.sh no-api     the panel without the flame_lab server API (works today)
 #   ui-tests/run.sh sandbox    the full submission against the sandbox (needs the server extension)
+#   ui-tests/run.sh widgets    saved monitors after a kernel restart and a reopen (sandbox too)
 # Env: JUPYTER (default: .venv/bin/jupyter of the repo, else jupyter on PATH), CHROMIUM (default
 # /usr/bin/chromium). Screenshots go to ui-tests/artifacts/ and ci-artifacts/ (both git-ignored).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(dirname "$HERE")"
-SUITES=("${@:-no-api sandbox}")
+SUITES=("${@:-no-api sandbox widgets}")
 read -r -a SUITES <<<"${SUITES[*]}"
 
 if [[ -z "${JUPYTER:-}" ]]; then
@@ -69,7 +70,7 @@ start_lab() {  # $1 = suite; sets LAB_URL, LAB_TOKEN, LAB_PID
   port="$("$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
   token="$("$PYTHON" -c 'import secrets; print(secrets.token_hex(24))')"
   if [[ "$1" == "no-api" ]]; then extra+=("--ServerApp.jpserver_extensions=flame_lab=False"); fi
-  if [[ "$1" == "sandbox" ]]; then extra+=("--ServerApp.jpserver_extensions=flame_lab=True"); fi
+  if [[ "$1" != "no-api" ]]; then extra+=("--ServerApp.jpserver_extensions=flame_lab=True"); fi
   env -u FLAME_LAB_UI_PASSPHRASE -u FLAME_LAB_PASSPHRASE "$JUPYTER" lab --allow-root --no-browser --ip=127.0.0.1 --port="$port" \
     --ServerApp.port_retries=0 --IdentityProvider.token="$token" --ServerApp.root_dir="$root" --LabApp.workspaces_dir="$root/workspaces" \
     --LabApp.expose_app_in_browser=True --LabApp.news_url=None --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate \
@@ -103,15 +104,15 @@ except urllib.error.HTTPError as e:
     echo "run.sh: /flame-lab/api/version answered $code, expected 404 with the server extension disabled" >&2
     return 1
   fi
-  if [[ "$1" == "sandbox" && "$code" != "200" ]]; then
-    echo "run.sh: /flame-lab/api/version answered $code: the sandbox suite needs the flame_lab server extension installed and enabled" >&2
+  if [[ "$1" != "no-api" && "$code" != "200" ]]; then
+    echo "run.sh: /flame-lab/api/version answered $code: the $1 suite needs the flame_lab server extension installed and enabled" >&2
     return 1
   fi
 }
 
-# The sandbox suite needs a researcher key; Lab is started without the passphrase, so the
+# The sandbox suites need a researcher key; Lab is started without the passphrase, so the
 # server asks for it and the test types it into the passphrase dialog.
-if [[ " ${SUITES[*]} " == *" sandbox "* ]]; then
+if [[ " ${SUITES[*]} " == *" sandbox "* || " ${SUITES[*]} " == *" widgets "* ]]; then
   FLAME_LAB_UI_PASSPHRASE="$("$PYTHON" -c 'import secrets; print(secrets.token_urlsafe(18))')"
   export FLAME_LAB_UI_PASSPHRASE
   FLAME_LAB_PASSPHRASE="$FLAME_LAB_UI_PASSPHRASE" "$BIN/flame-lab" keys init >"$ARTIFACTS/keys-init.log" 2>&1 \

@@ -11,10 +11,12 @@
  * manager's public API (get_model, create_view, restoredStatus, restored):
  * - `manager` (setter): remembered, so that a bundle with HTML can be drawn here;
  * - `renderModel`: for a bundle with `text/html`, the snapshot is shown at once (sanitized) and
- *   replaced by the live view when the manager has the model; it stays when the model is gone,
- *   comes back when the live view goes (kernel restart), and a new bundle for the model already
- *   shown (a refreshed snapshot) keeps the live view instead of creating a second one. Bundles
- *   without HTML go to the original renderer unchanged.
+ *   replaced by the live view when the manager has the model with a live connection to its
+ *   kernel; it stays when the model is gone, and comes back when the live view goes or its model
+ *   loses its kernel (a restart leaves the old models in the manager, disconnected: a frozen
+ *   monitor, a Decrypt button that does nothing). A new bundle for the model already shown (a
+ *   refreshed snapshot) keeps the live view instead of creating a second one. Bundles without
+ *   HTML go to the original renderer unchanged.
  */
 
 import type { IRenderMime } from '@jupyterlab/rendermime-interfaces';
@@ -28,6 +30,13 @@ export interface WidgetManagerLike {
   readonly restored: { connect(slot: () => void, thisArg?: unknown): boolean };
   get_model(id: string): Promise<unknown>;
   create_view(model: unknown): Promise<{ luminoWidget?: ViewLike; pWidget?: ViewLike }>;
+}
+
+/** A widget model (a Backbone model), as far as it is used here. */
+interface ModelLike {
+  comm_live?: boolean;
+  on?(event: string, callback: () => void): void;
+  off?(event: string, callback: () => void): void;
 }
 
 /** A widget view's Lumino widget, as far as it is used here. */
@@ -158,13 +167,16 @@ export function guardRendererClass(cls: { prototype: object }, ui: SnapshotUi): 
     if (state.latest !== model || this.isDisposed) {
       return;
     }
-    let widgetModel: unknown;
+    let widgetModel: ModelLike;
     try {
-      widgetModel = await manager.get_model(id);
+      widgetModel = (await manager.get_model(id)) as ModelLike;
     } catch {
       // Gone for good once the manager has restored what its kernel holds; else maybe later.
       state.retry = !manager.restoredStatus;
       return;
+    }
+    if (widgetModel.comm_live === false) {
+      return; // its kernel is gone (restarted): a view of it could not change or act
     }
     let view: ViewLike | undefined;
     try {
@@ -186,8 +198,16 @@ export function guardRendererClass(cls: { prototype: object }, ui: SnapshotUi): 
     this.addWidget(live);
     state.view = live;
     state.viewId = id;
-    // The live view goes when its model does (a kernel restart): its snapshot comes back.
+    // The live view goes when its model loses its kernel (a restart) or is closed: its
+    // snapshot comes back.
+    const onLive = (): void => {
+      if (widgetModel.comm_live === false) {
+        live.dispose();
+      }
+    };
+    widgetModel.on?.('comm_live_update', onLive);
     live.disposed.connect(() => {
+      widgetModel.off?.('comm_live_update', onLive);
       if (state.view !== live) {
         return;
       }

@@ -36,31 +36,65 @@ class FakeView {
   }
 }
 
+/** A widget model: connected to its kernel or not, with Backbone-like events. */
+class FakeModel {
+  comm_live = true;
+  private handlers = new Map<string, Set<() => void>>();
+  on(event: string, callback: () => void): void {
+    this.handlers.set(event, (this.handlers.get(event) ?? new Set()).add(callback));
+  }
+  off(event: string, callback: () => void): void {
+    this.handlers.get(event)?.delete(callback);
+  }
+  trigger(event: string): void {
+    for (const callback of [...(this.handlers.get(event) ?? [])]) {
+      callback();
+    }
+  }
+  listeners(event: string): number {
+    return this.handlers.get(event)?.size ?? 0;
+  }
+}
+
 /** The widget manager: models by id, restored or not yet, views it made. */
 class FakeManager implements WidgetManagerLike {
   restoredStatus = true;
   restored = new TinySignal();
-  models = new Set<string>();
+  models = new Map<string, FakeModel>();
   views: FakeView[] = [];
+  add(id: string): FakeModel {
+    const model = new FakeModel();
+    this.models.set(id, model);
+    return model;
+  }
   async get_model(id: string): Promise<unknown> {
-    if (!this.models.has(id)) {
+    const model = this.models.get(id);
+    if (!model) {
       throw new Error('widget model not found');
     }
-    return { id };
+    return model;
   }
   async create_view(): Promise<{ luminoWidget: FakeView }> {
     const view = new FakeView();
     this.views.push(view);
     return { luminoWidget: view };
   }
-  /** A kernel restart: every model and view goes, then the manager restores (none). */
+  /**
+   * A kernel restart as jupyterlab-manager 5 handles it: the old models stay, disconnected
+   * (their views too: frozen), then the manager restores what the new kernel holds (nothing).
+   */
   restart(): void {
-    this.models.clear();
-    for (const view of this.views) {
-      view.dispose();
+    this.restoredStatus = false;
+    for (const model of this.models.values()) {
+      model.comm_live = false;
+      model.trigger('comm_live_update');
     }
     this.restoredStatus = true;
     this.restored.emit();
+  }
+  /** The page reloaded or the notebook reopened with a new kernel: no model at all. */
+  forget(): void {
+    this.models.clear();
   }
 }
 
@@ -133,7 +167,7 @@ describe('a widget bundle with a static snapshot', () => {
 
   it('shows the live view when the manager has the model, the snapshot until then', async () => {
     const { Renderer, calls, shown, manager } = setup();
-    manager.models.add('m1');
+    manager.add('m1');
     const renderer = new Renderer({}, manager);
     const rendering = renderer.renderModel(bundle('m1', '<p>pending</p>'));
     expect(shown.get(renderer)).toBe('<p>pending</p>'); // at once, before the model is looked up
@@ -145,7 +179,7 @@ describe('a widget bundle with a static snapshot', () => {
 
   it('keeps the live view when the same model comes with a newer snapshot, which a restart then shows', async () => {
     const { Renderer, shown, manager } = setup();
-    manager.models.add('m1');
+    manager.add('m1');
     const renderer = new Renderer({}, manager);
     await renderer.renderModel(bundle('m1', '<p>pending</p>'));
     await renderer.renderModel(bundle('m1', '<p>running</p>'));
@@ -155,6 +189,22 @@ describe('a widget bundle with a static snapshot', () => {
     expect(shown.get(renderer)).toBeNull();
     manager.restart();
     expect(shown.get(renderer)).toBe('<p>running 40%</p>');
+    expect(manager.views[0].isDisposed).toBe(true); // no frozen monitor, no dead button
+    expect(manager.models.get('m1')?.listeners('comm_live_update')).toBe(0);
+    // drawn again (the output re-rendered): the disconnected model gives no new live view
+    await renderer.renderModel(bundle('m1', '<p>running 40%</p>'));
+    expect(manager.views).toHaveLength(1);
+    expect(shown.get(renderer)).toBe('<p>running 40%</p>');
+  });
+
+  it('shows the snapshot for a model the manager never heard of (reopened with a new kernel)', async () => {
+    const { Renderer, calls, shown, manager } = setup();
+    manager.add('m1');
+    manager.forget();
+    const renderer = new Renderer({}, manager);
+    await renderer.renderModel(bundle('m1', '<p>snapshot</p>'));
+    expect(shown.get(renderer)).toBe('<p>snapshot</p>');
+    expect(calls).toEqual([]);
   });
 
   it('shows the snapshot, never "model not found", when the kernel no longer has the model', async () => {
@@ -173,7 +223,7 @@ describe('a widget bundle with a static snapshot', () => {
     const renderer = new Renderer({}, manager);
     await renderer.renderModel(bundle('m1', '<p>snapshot</p>'));
     expect(shown.get(renderer)).toBe('<p>snapshot</p>');
-    manager.models.add('m1');
+    manager.add('m1');
     manager.restoredStatus = true;
     manager.restored.emit();
     await new Promise(resolve => setTimeout(resolve, 0));
@@ -187,7 +237,7 @@ describe('a widget bundle with a static snapshot', () => {
     const rendering = renderer.renderModel(bundle('m1', '<p>snapshot</p>'));
     await new Promise(resolve => setTimeout(resolve, 0));
     expect(shown.get(renderer)).toBe('<p>snapshot</p>');
-    manager.models.add('m1');
+    manager.add('m1');
     renderer.manager = manager; // what jupyterlab-manager does once the kernel is there
     expect(renderer.given).toBe(manager); // the original setter still runs
     await rendering;
@@ -213,8 +263,8 @@ describe('a widget bundle with a static snapshot', () => {
 
   it('drops an older render that a newer bundle overtook', async () => {
     const { Renderer, shown, manager } = setup();
-    manager.models.add('m1');
-    manager.models.add('m2');
+    manager.add('m1');
+    manager.add('m2');
     const renderer = new Renderer({});
     const first = renderer.renderModel(bundle('m1', '<p>one</p>'));
     const second = renderer.renderModel(bundle('m2', '<p>two</p>'));
