@@ -12,12 +12,19 @@ or decodes what exceeds them, so one run cannot exhaust the node agent or the hu
     processes = 64               # processes and threads alive at once
     open_files = 4096            # open files of all processes (each gets open_files/processes)
     disk_mib = 512               # its work folder, /tmp and /dev/shm together (one tmpfs)
-    max_frame_bytes = 33554432   # one call from the analysis to the node
+    max_frame_bytes = 33619968   # one call from the analysis to the node (see below)
     max_log_line_bytes = 16384   # longer lines are cut
     max_log_bytes = 4194304      # output and logs of the run; the rest is dropped
     max_messages = 10000         # messages the run may send
     max_message_bytes = 16777216 # one message, sent or received
     allow_unconfined = false     # true only for synthetic sandbox data: run without bubblewrap
+
+One call carries one release (a message or the final result) from the analysis to its node,
+with bytes, arrays and tables in base64 (a third more) inside a little JSON. So a node's
+``[disclosure] max_release_bytes`` must fit one call: the policy is refused unless
+``max_frame_bytes >= frame_bytes_for(max_release_bytes)``. The defaults (24 MiB releases, frames
+of 32 MiB + 64 KiB) meet exactly. A release given as JSON (numbers, text) may take up to a few
+times its size on the channel; for those, the frame is the bound.
 """
 
 from __future__ import annotations
@@ -29,6 +36,20 @@ from typing import Any
 from flame_lab.errors import PolicyFileError
 
 MIB = 1024 * 1024
+#: Room in one call for its JSON around the released value (method, ids, filename, type, DP).
+CALL_ROOM_BYTES = 64 * 1024
+#: The default [disclosure] max_release_bytes: the largest release a node lets leave.
+DEFAULT_RELEASE_BYTES = 24 * MIB
+
+
+def frame_bytes_for(release_bytes: int) -> int:
+    """The frame bound one call needs to carry a release of ``release_bytes`` (base64 + room)."""
+    return 4 * -(-release_bytes // 3) + CALL_ROOM_BYTES
+
+
+def release_bytes_carried(max_frame_bytes: int) -> int:
+    """The largest release (bytes, an array or a table) one call of ``max_frame_bytes`` carries."""
+    return max(0, (max_frame_bytes - CALL_ROOM_BYTES) // 4 * 3)
 
 
 @dataclass(frozen=True)
@@ -41,7 +62,7 @@ class ResourceLimits:
     processes: int = 64
     open_files: int = 4096
     disk_mib: int = 512
-    max_frame_bytes: int = 32 * MIB
+    max_frame_bytes: int = frame_bytes_for(DEFAULT_RELEASE_BYTES)  # 32 MiB + 64 KiB
     max_log_line_bytes: int = 16 * 1024
     max_log_bytes: int = 4 * MIB
     max_messages: int = 10_000

@@ -15,7 +15,7 @@ The node policy file (``policy.toml``, or ``policy.json`` with the same nesting)
     min_count = 5                    # integral numbers 1..min_count-1 are refused as small counts
     suppress_small_counts = true     # false: the small-count rules are off
     refuse_row_level = true          # refuse collections as long as the record count, or longer
-    max_release_bytes = 67108864     # 0: no limit
+    max_release_bytes = 25165824     # 24 MiB; must fit one call (limits.max_frame_bytes)
     allow_opaque_bytes = false       # raw bytes cannot be inspected, so they are refused
 
     [release]                        # how the node treats what leaves it (see flame_lab.release)
@@ -55,8 +55,14 @@ from pathlib import Path
 from typing import Any
 
 from flame_lab.errors import PolicyFileError
+from flame_lab.limits import (
+    DEFAULT_RELEASE_BYTES,
+    MIB,
+    ResourceLimits,
+    frame_bytes_for,
+    release_bytes_carried,
+)
 from flame_lab.limits import LIMIT_TYPES as _LIMIT_TYPES
-from flame_lab.limits import ResourceLimits
 
 APPROVAL_MODES = ("auto", "manual")
 PROFILES = ("flame", "strict")
@@ -74,7 +80,7 @@ class DisclosurePolicy:
     min_count: int | None = None
     suppress_small_counts: bool = True
     refuse_row_level: bool = True
-    max_release_bytes: int = 64 * 1024 * 1024  # 0: no limit
+    max_release_bytes: int = DEFAULT_RELEASE_BYTES  # 0: only limits.max_frame_bytes bounds it
     allow_opaque_bytes: bool = False
 
     def __post_init__(self) -> None:
@@ -172,6 +178,7 @@ class NodePolicy:
         for name in _SWITCHES:
             _check_number(name, getattr(self, name), bool)
         _check_number("privacy.epsilon_per_researcher", self.epsilon_per_researcher, float)
+        _check_release_fits_a_call(self.disclosure.max_release_bytes, self.limits.max_frame_bytes)
 
     def to_dict(self) -> dict[str, Any]:
         """The nested shape of the policy file; unset optional values are left out."""
@@ -215,16 +222,49 @@ class NodePolicy:
         for key in ("approval", "profile", *_SWITCHES):
             if key in data:
                 kwargs[key] = data[key]
+        disclosure, limits = _read_as_today(dict(tables["disclosure"]), dict(tables["limits"]))
         try:
             return cls(
-                disclosure=DisclosurePolicy(**tables["disclosure"]),
-                limits=ResourceLimits(**tables["limits"]),
+                disclosure=DisclosurePolicy(**disclosure),
+                limits=ResourceLimits(**limits),
                 release=ReleaseRules(**tables["release"]),
                 dp=DPRules(**dp),
                 **kwargs,
             )
         except PolicyFileError as exc:
             raise PolicyFileError(f"{source}: {exc.message}", hint=exc.hint) from None
+
+
+# What flame_lab wrote into every policy file before the release bound had to fit one call.
+_OLD_DEFAULTS = {"max_release_bytes": 64 * MIB, "max_frame_bytes": 32 * MIB}
+
+
+def _check_release_fits_a_call(release_bytes: Any, frame_bytes: Any) -> None:
+    """A release the disclosure rules allow must reach the node in one call: no bound that the
+    channel breaks first (issue 17: 64 MiB allowed, 24 MiB carried)."""
+    if not release_bytes or release_bytes <= release_bytes_carried(frame_bytes):
+        return
+    raise PolicyFileError(
+        f"disclosure.max_release_bytes ({release_bytes}) is more than one call of "
+        f"limits.max_frame_bytes ({frame_bytes}) carries ({release_bytes_carried(frame_bytes)} "
+        "bytes, as base64)",
+        hint=f"Raise limits.max_frame_bytes to {frame_bytes_for(release_bytes)} or lower "
+        f"disclosure.max_release_bytes to {release_bytes_carried(frame_bytes)}.",
+    )
+
+
+def _read_as_today(
+    disclosure: dict[str, Any], limits: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A policy file with the former defaults (64 MiB releases, 32 MiB frames: releases above
+    24 MiB never arrived) is read with today's: 24 MiB releases that fit a call."""
+    if (
+        disclosure.get("max_release_bytes") == _OLD_DEFAULTS["max_release_bytes"]
+        and limits.get("max_frame_bytes") == _OLD_DEFAULTS["max_frame_bytes"]
+    ):
+        disclosure["max_release_bytes"] = DEFAULT_RELEASE_BYTES
+        limits["max_frame_bytes"] = frame_bytes_for(DEFAULT_RELEASE_BYTES)
+    return disclosure, limits
 
 
 SWITCHES = ("node_sealing", "image_environments")  # on/off settings at the policy's top

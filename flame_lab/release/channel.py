@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from flame_lab.errors import DPParameterError, PolicyRefused
+from flame_lab.errors import DPParameterError, PayloadError, PolicyRefused
 from flame_lab.privacy import NodePolicy
 from flame_lab.release.checks import Inspection, StrictRules, Violation, inspect, inspect_text
 from flame_lab.release.dp import (
@@ -221,6 +221,7 @@ class ReleaseChannel:
     def final(self, submission: FinalSubmission) -> FinalSubmission:
         """The aggregator's final result(s): node-side OpenDP noise on each number for local DP,
         the epsilon used charged (per number released), parameters the node's own."""
+        self._check_size(submission)
         self._require_dp("the final result")
         dp = submission.local_dp
         if dp is None:
@@ -236,6 +237,36 @@ class ReleaseChannel:
         self._spend(epsilon_of(params) * len(results))
         used = LocalDP(params.epsilon, params.sensitivity)
         return replace(submission, results=tuple(results), local_dp=used)
+
+    def _check_size(self, submission: FinalSubmission) -> None:
+        """Under every profile a final result is at most max_release_bytes, as the node seals
+        it: the bound the policy states, not the channel's larger frame (limits.py)."""
+        limit = self.policy.disclosure.max_release_bytes
+        for index, released in enumerate(submission.results if limit else ()):
+            size = released_size(released.value)
+            if size > limit:
+                which = f"final result #{index + 1}" if len(submission.results) > 1 else "it"
+                raise PolicyRefused(
+                    f"node {self.node} refused to release the final result: {which} is {size} "
+                    f"bytes; this node lets at most {limit} leave (disclosure.max_release_bytes)",
+                    hint="Return aggregates, not data; or ask the data steward to raise "
+                    "disclosure.max_release_bytes (and limits.max_frame_bytes with it).",
+                )
+
+
+def released_size(value: Any) -> int:
+    """The size of a final result as the node stores it: its bytes, its UTF-8 text, or its
+    payload (JSON, .npy, table; a pickle the node cannot open counts as its bytes)."""
+    from flame_lab.security import payload
+
+    if isinstance(value, bytes | bytearray | memoryview):
+        return len(value)
+    if isinstance(value, str):
+        return len(value.encode("utf-8", "surrogatepass"))
+    try:
+        return len(payload.encode(value)[0])
+    except PayloadError:  # not storable at all: the node's own encoding says why, next
+        return 0
 
 
 def _one_number(value: Any) -> float:

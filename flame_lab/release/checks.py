@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from flame_lab.limits import DEFAULT_RELEASE_BYTES
 from flame_lab.privacy import NodePolicy
 
 MAX_DEPTH = 64
@@ -52,7 +53,7 @@ class StrictRules:
     row_level: bool = True
     max_label_chars: int = 40
     max_values_ratio: float = 0.5
-    max_release_bytes: int = 64 * 1024 * 1024
+    max_release_bytes: int = DEFAULT_RELEASE_BYTES
     allow_opaque_bytes: bool = False
 
     @classmethod
