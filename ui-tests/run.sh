@@ -23,9 +23,13 @@ PYTHON="$BIN/python"
 export CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 [[ -x "$CHROMIUM" ]] || { echo "run.sh: no Chromium at $CHROMIUM (apt-get install -y chromium)" >&2; exit 2; }
 
-# The labextension is build output: build it if this checkout has none yet.
-if [[ ! -f "$ROOT/flame_lab/labextension/package.json" ]]; then
-  (cd "$ROOT/extension" && npm ci --no-audit --no-fund && PATH="$BIN:$PATH" npm run build:prod)
+# The labextension is build output: build it if this checkout has none yet, or if the
+# extension's sources changed since (else the browser would test an older extension).
+BUILT="$ROOT/flame_lab/labextension/package.json"
+if [[ ! -f "$BUILT" ]] || [[ -n "$(find "$ROOT/extension/src" "$ROOT/extension/style" "$ROOT/extension/package.json" -type f -newer "$BUILT" -not -path '*/__tests__/*' 2>/dev/null | head -1)" ]]; then
+  echo "run.sh: building the Lab extension (none yet, or its sources changed)"
+  [[ -d "$ROOT/extension/node_modules" ]] || (cd "$ROOT/extension" && npm ci --no-audit --no-fund)
+  (cd "$ROOT/extension" && PATH="$BIN:$PATH" npm run build:prod)
 fi
 [[ -d "$HERE/node_modules/@playwright/test" ]] || (cd "$HERE" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
 
