@@ -119,7 +119,10 @@ class HubError(FlameLabError):
 
 
 class HubUnreachable(HubError):
-    pass
+    """The hub did not answer. ``maybe_done`` is False only when the request never reached it
+    (no connection), so that a retry cannot repeat something the hub already did."""
+
+    maybe_done = True
 
 
 class HubStorageFull(HubError):

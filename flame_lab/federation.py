@@ -16,7 +16,6 @@ import contextlib
 import json
 import os
 import re
-import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -24,7 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from flame_lab import config
+from flame_lab import config, deadlines
+from flame_lab.clock import SYSTEM, Clock
 from flame_lab.draft import Draft
 from flame_lab.errors import (
     AnalysisFailed,
@@ -41,6 +41,7 @@ from flame_lab.errors import (
 from flame_lab.hubclient import (
     HubClients,
     HubEndpoints,
+    HubOutage,
     every,
     hub_errors,
     hub_outage,
@@ -72,6 +73,10 @@ BUCKET_WAIT_SECONDS = 30.0
 # Analysis.wait() holds one request this long at most on a hub with a change feed (sandbox).
 CHANGE_WAIT_SECONDS = 2.0
 SUBMISSION_TAG = "flame_lab submission "  # + the local token, in the hub analysis's description
+RETRY_HINT = (
+    "Start the hub again (sandbox: `flame-lab sandbox up`) and repeat; a longer "
+    "FLAME_LAB_HUB_OUTAGE waits longer."
+)
 
 _identities: dict[Path, Identity] = {}
 
@@ -390,6 +395,7 @@ class Federation:
         self._node_cache: dict[str, NodeInfo] = {}
         # the sandbox hub's change feed; turned off at the first 404 (a hub without it)
         self.change_feed = True
+        self.clock: Clock = SYSTEM  # tests inject one: outages and bounds without real waits
 
     def __repr__(self) -> str:
         return f"Federation({self.name!r}, {self.hub_url!r})"
@@ -417,6 +423,26 @@ class Federation:
 
     def _call(self, doing: str):
         return hub_errors(doing, self.hub_url)
+
+    def _patiently(
+        self,
+        doing: str,
+        call: Callable[[], Any],
+        *,
+        hint: str = RETRY_HINT,
+        reconcile: Callable[[], Any] | None = None,
+    ) -> Any:
+        """``call`` ridden through a hub outage up to FLAME_LAB_HUB_OUTAGE (backoff 0.25 s to
+        5 s); only for calls safe to repeat, or with ``reconcile`` to find what a lost try did."""
+        return patiently(
+            doing,
+            call,
+            hub_outage(),
+            url=self.hub_url,
+            clock=self.clock,
+            hint=hint,
+            reconcile=reconcile,
+        )
 
     # -- projects and nodes ------------------------------------------------------------------
     def select_project(self, project: str | None) -> None:
@@ -541,14 +567,7 @@ class Federation:
         # noted here before the hub creates anything (a full disk refuses now); the hub's
         # analysis carries the token, so an interrupted submit is found and removed later
         token = self.store.begin(self.hub_id, display)
-        with self._call("create the analysis"):
-            analysis = self.core.create_analysis(
-                self.project_id,
-                name=_slug(display),
-                display_name=display,
-                description=f"submitted by flame_lab (signed bundle; {SUBMISSION_TAG}{token})",
-                master_image_id=image_id,
-            )
+        analysis = self._create_once(token, display, image_id)
         analysis_id = str(analysis.id)
         try:
             binding = bundles.Binding(
@@ -594,7 +613,18 @@ class Federation:
             raise
         self.store.end(token)
         try:
-            self._configure(analysis_id, chosen, signed, entrypoint)
+            self._patiently(
+                f"submit analysis {analysis_id}: upload and lock its code",
+                lambda: self._configure(analysis_id, chosen, signed, entrypoint),
+                hint=_resume_hint(analysis_id),
+            )
+        except HubOutage:
+            # kept pending with its signed bundle, and no longer this process's to finish: the
+            # next look (or fed.resume) uploads and locks it once the hub answers
+            record.writer = ""
+            with contextlib.suppress(FlameLabError):
+                self.store.save(record)
+            raise
         except FlameLabError:
             self._remove_at_hub(analysis_id)
             record.cancelled_at = _now()
@@ -605,9 +635,57 @@ class Federation:
         self._submitted(record)
         return Analysis(self, record)
 
+    def _create_once(self, token: str, display: str, image_id: str) -> Any:
+        """Create the analysis at the hub, riding out an outage without creating it twice: after
+        a try whose answer was lost, the hub is searched for the submission's token first, and
+        any second analysis a stalled try created after all is deleted."""
+        tries: list[int] = []
+
+        def create() -> Any:
+            tries.append(1)
+            return self.core.create_analysis(
+                self.project_id,
+                name=_slug(display),
+                display_name=display,
+                description=f"submitted by flame_lab (signed bundle; {SUBMISSION_TAG}{token})",
+                master_image_id=image_id,
+            )
+
+        try:
+            analysis = self._patiently(
+                "submit: create the analysis",
+                create,
+                reconcile=lambda: next(iter(self._tagged(token)), None),
+                hint="If the hub created it after all, the next look (`flame-lab status`, "
+                "`%flame status`, fed.analyses()) deletes it; submit again once the hub answers.",
+            )
+        except HubOutage:
+            self.store.release(token)  # the next look removes what a lost try may have made
+            raise
+        if len(tries) != 1:  # a lost try may yet have created one: keep exactly one
+            self._patiently(
+                "submit: remove a duplicate the outage created",
+                lambda: self._drop_duplicates(token, str(analysis.id)),
+                hint=f"Run fed.analyses() once the hub answers; it removes duplicates of {token}.",
+            )
+        return analysis
+
+    def _tagged(self, token: str) -> list[Any]:
+        """The hub's analyses carrying a submission's token, oldest first."""
+        tag = f"{SUBMISSION_TAG}{token}"
+        mine = every(self.core.find_analyses, filter={"project_id": self.project_id})
+        found = [a for a in mine if tag in (getattr(a, "description", None) or "")]
+        return sorted(found, key=lambda a: (str(getattr(a, "created_at", "")), str(a.id)))
+
+    def _drop_duplicates(self, token: str, keep: str) -> None:
+        for other in self._tagged(token):
+            if str(other.id) != keep:
+                with contextlib.suppress(NotFound), self._call("delete a duplicate analysis"):
+                    self.core.delete_analysis(str(other.id))
+
     def _choose_image(self, draft: Draft, wanted: str | None, sealed: bool) -> tuple[str, str]:
         """(id, virtual path) of the image to run the draft in, after checking it fits."""
-        offered = self.master_images()
+        offered = self._patiently("submit: list the hub's master images", self.master_images)
         wanted = wanted or (selfseal.SEALING_IMAGE if sealed else None)
         image_path = self._image_path(wanted, offered)
         try:
@@ -647,21 +725,21 @@ class Federation:
             if intent.get("hub") != self.hub_id or writer_alive(str(intent.get("writer", ""))):
                 continue
             token = str(intent.get("token", ""))
-            tag = f"{SUBMISSION_TAG}{token}"
             with self._call("find an analysis an interrupted submission created"):
-                mine = every(self.core.find_analyses, filter={"project_id": self.project_id})
-            for analysis in [a for a in mine if tag in (a.description or "")]:
+                tagged = self._tagged(token)
+            for analysis in tagged:
                 self._remove_at_hub(str(analysis.id))
                 done.append(f"deleted {analysis.id}: its submission was interrupted")
             self.store.end(token)
         for record in self.store.all(self.hub_id):
             if record.pending and not writer_alive(record.writer):
-                done.append(self.resume(record.analysis_id))
+                done.append(self.resume(record.analysis_id, patient=False))
         return done
 
-    def resume(self, analysis_id: str) -> str:
+    def resume(self, analysis_id: str, *, patient: bool = True) -> str:
         """Upload and lock an interrupted submission's code (the same signed bundle: nodes see
-        one submission); if it cannot be resumed, remove it at the hub, saying why."""
+        one submission); if it cannot be resumed, remove it at the hub, saying why.
+        ``patient``: ride out a hub outage (FLAME_LAB_HUB_OUTAGE) rather than fail at once."""
         record = self.store.load(analysis_id)
         if not record.pending:
             return f"{analysis_id} was submitted completely"
@@ -671,7 +749,18 @@ class Federation:
         if files is not None:
             try:
                 signed = bundles.SignedBundle.from_bucket_files(files)
-                self._configure(analysis_id, nodes, signed, record.entrypoint)
+
+                def configure() -> None:
+                    self._configure(analysis_id, nodes, signed, record.entrypoint)
+
+                if patient:
+                    self._patiently(
+                        f"resume analysis {analysis_id}: upload and lock its code",
+                        configure,
+                        hint=_resume_hint(analysis_id),
+                    )
+                else:
+                    configure()
             except NotFound:
                 why = "the hub no longer has it"
             except HubUnreachable:
@@ -715,7 +804,7 @@ class Federation:
         return path
 
     def _choose_nodes(self, names: Iterable[str] | None) -> list[NodeInfo]:
-        known = self.nodes()
+        known = self._patiently("submit: list the project's nodes", self.nodes)
         if names is None:
             chosen = known
         else:
@@ -745,10 +834,12 @@ class Federation:
         wanted = {n.id for n in chosen}
         with self._call("select the analysis's nodes"):
             present = every(self.core.find_analysis_nodes, filter={"analysis_id": analysis_id})
+            have: set[str] = set()
             for link in present:
-                if str(link.node_id) not in wanted:
+                # a node not chosen, or a second link a lost (retried) request made
+                if str(link.node_id) not in wanted or str(link.node_id) in have:
                     self.core.delete_analysis_node(link.id)
-            have = {str(link.node_id) for link in present}
+                have.add(str(link.node_id))
             for node_id in wanted - have:
                 self.core.create_analysis_node(analysis_id, node_id)
         code = self._wait_for_bucket(analysis_id, "CODE")
@@ -779,11 +870,29 @@ class Federation:
             if not by_path[entry].root:
                 self.core.update_analysis_bucket_file(by_path[entry].id, is_entrypoint=True)
         with self._call("lock the analysis configuration"):
-            self.core.send_analysis_command(analysis_id, "configurationLock")
+            current = self.core.get_analysis(analysis_id)
+            if current is None:
+                raise NotFound(f"the hub no longer knows analysis {analysis_id}")
+            if not current.configuration_locked:  # a retry after a lost answer: locked already
+                self._lock(analysis_id)
+
+    def _lock(self, analysis_id: str) -> None:
+        """configurationLock; refused as "already locked" only by a try whose answer was lost."""
+        try:
+            with self._call("lock the analysis configuration"):
+                self.core.send_analysis_command(analysis_id, "configurationLock")
+        except (HubUnreachable, NotFound):
+            raise
+        except HubError:
+            with self._call("lock the analysis configuration"):
+                current = self.core.get_analysis(analysis_id)
+            if current is None or not current.configuration_locked:
+                raise
 
     def _wait_for_bucket(self, analysis_id: str, kind: str, timeout: float = BUCKET_WAIT_SECONDS):
         """The hub creates an analysis's buckets asynchronously: ask until it has."""
-        deadline = time.monotonic() + timeout
+        clock = self.clock
+        deadline = clock.monotonic() + timeout
         delay = 0.02
         while True:
             with self._call(f"find the analysis's {kind} bucket"):
@@ -792,13 +901,13 @@ class Federation:
                 )
             if found:
                 return found[0]
-            if time.monotonic() > deadline:
+            if clock.monotonic() > deadline:
                 raise HubError(
                     f"the hub created no {kind} bucket for analysis {analysis_id} "
                     f"within {timeout:.0f} s",
                     hint="The hub's storage may be down; try again later.",
                 )
-            time.sleep(delay)
+            clock.sleep(delay)
             delay = min(delay * 2, 0.5)
 
     # -- following ---------------------------------------------------------------------------
@@ -852,6 +961,9 @@ class Analysis:
         self._result: Any = None
         self._have_result = False
         self._opened_logs: dict[tuple[str, str], tuple[str, str]] = {}
+        self._stamps: dict[str, tuple[str, int] | None] = {}  # node id -> its status's stamp
+        self._hub_was_away = False  # a look failed since the last one that worked
+        self._saved_look = record.looked_at if isinstance(record, SubmissionRecord) else 0.0
 
     def __repr__(self) -> str:
         return f"Analysis({self.id!r}, name={self.name!r})"
@@ -871,17 +983,29 @@ class Analysis:
     def _call(self, doing: str):
         return self.federation._call(doing)
 
+    def _patiently(self, doing: str, call: Callable[[], Any], *, hint: str = RETRY_HINT) -> Any:
+        return self.federation._patiently(doing, call, hint=hint)
+
     # -- status ------------------------------------------------------------------------------
     def status(self, *, advance: bool = True) -> AnalysisStatus:
-        """Overall and per-node state; moves the hub-side lifecycle on when it can."""
+        """Overall and per-node state; moves the hub-side lifecycle on when it can. One look:
+        a hub that does not answer raises HubUnreachable (``wait()`` rides outages out). An
+        analysis that waits too long for a silent node is made final here (deadlines.py)."""
+        self._adopt_stored_end()
+        if self.record.failed_at is not None:
+            return self._given_up()
         cancelled = self.record.cancelled_at is not None
-        with self._call(f"read analysis {self.id}"):
-            analysis = None if cancelled else self._core.get_analysis(self.id)
-            links = (
-                []
-                if cancelled
-                else every(self._core.find_analysis_nodes, filter={"analysis_id": self.id})
-            )
+        try:
+            with self._call(f"read analysis {self.id}"):
+                analysis = None if cancelled else self._core.get_analysis(self.id)
+                links = (
+                    []
+                    if cancelled
+                    else every(self._core.find_analysis_nodes, filter={"analysis_id": self.id})
+                )
+        except HubUnreachable:
+            self._hub_was_away = True
+            raise
         if analysis is None and not cancelled:
             # cancelled through another handle (`%flame cancel`, the panel): the record says so
             stored = self.federation.store.load(self.id)
@@ -900,6 +1024,10 @@ class Analysis:
             replace(n, waiting=explain_wait(n, distribution == "executed", self.id)) for n in nodes
         )
         overall, failure = overall_status(nodes, distribution, cancelled)
+        if analysis is not None and overall not in TERMINAL:
+            nodes, given_up = self._watch(nodes, distribution == "executed")
+            if given_up:
+                return self._given_up()
         if advance and analysis is not None and overall not in TERMINAL:
             self._advance(analysis, nodes)
         progress = round(sum(n.progress for n in nodes) / len(nodes)) if nodes else 0
@@ -935,6 +1063,7 @@ class Analysis:
             progress=progress,
             key=self._node_key(node_id),
         )
+        self._stamps[node_id] = said.stamp
         return NodeState(
             node_id=node_id,
             name=self.record.nodes.get(node_id, node_id),
@@ -945,6 +1074,145 @@ class Analysis:
             comment=said.shown() if said.text or said.verified is False else None,
             online=_online(link),
             verified=said.verified,
+        )
+
+    # -- the bound on waiting for a silent node (flame_lab/deadlines.py) ---------------------------
+    def _adopt_stored_end(self) -> None:
+        """Another handle (the panel, another kernel) may have made it final: that sticks."""
+        if self.record.failed_at is not None or not isinstance(self.record, SubmissionRecord):
+            return
+        with contextlib.suppress(FlameLabError):
+            stored = self.federation.store.load(self.id)
+            if stored.failed_at is not None:
+                self.record = stored
+            elif stored.cancelled_at is not None and self.record.cancelled_at is None:
+                self.record.cancelled_at = stored.cancelled_at
+
+    def _save(self) -> None:
+        """Save the record, keeping a verdict or a cancellation another handle saved meanwhile."""
+        with contextlib.suppress(FlameLabError):
+            stored = self.federation.store.load(self.id)
+            if stored.failed_at is not None and self.record.failed_at is None:
+                self.record = stored
+                return
+            if stored.cancelled_at is not None and self.record.cancelled_at is None:
+                self.record.cancelled_at = stored.cancelled_at
+        self.federation.store.save(self.record)
+
+    def _watch(
+        self, nodes: tuple[NodeState, ...], distributed: bool
+    ) -> tuple[tuple[NodeState, ...], bool]:
+        """Note what each node said since the last look; give up (True) on a node silent past
+        its limit. Only statements the node signed count as hearing from it."""
+        limits = deadlines.Limits.from_env()
+        now = self.federation.clock.now()
+        record = self.record
+        changed = False
+        if self._hub_was_away:  # the nodes could not report either: give them time to
+            deadlines.after_gap(record.watch, now, limits)
+            self._hub_was_away, changed = False, True
+        record.looked_at = now
+        for node in nodes:
+            entry = record.watch.setdefault(node.node_id, {})
+            phase = deadlines.phase_of(node, distributed)
+            if node.verified is None:  # nothing to check: what the hub shows is all there is
+                mark = f"{node.approval}|{node.execution}|{node.progress}|{node.comment}"
+                changed |= deadlines.observe(entry, now, phase, mark=mark)
+            else:
+                changed |= deadlines.observe(entry, now, phase, self._stamps.get(node.node_id))
+                if (
+                    phase == deadlines.REVIEW
+                    and not entry.get("admin")
+                    and now - float(entry.get("logsAt", -1e18)) >= deadlines.REVIEW_LOG_INTERVAL
+                ):  # has it got the code, and its admin decides? (its signed log says so)
+                    entry["logsAt"] = now
+                    changed |= self._heard_in_logs(node, entry, now)
+        given_up = None
+        # the first in the analysis's order (review, start, run) is the cause: the others wait
+        for node in sorted(nodes, key=lambda n: deadlines.rank(record.watch[n.node_id], n.name)):
+            entry = record.watch[node.node_id]
+            if deadlines.overdue(entry, node.name, now, limits) is None:
+                continue
+            changed |= self._heard_in_logs(node, entry, now)  # a newer line counts as heard
+            why = deadlines.overdue(entry, node.name, now, limits)
+            if why is not None:
+                given_up = (node, why)
+                break
+        if given_up is not None:
+            node, why = given_up
+            record.failed_at = _now()
+            record.failure = {"nodeId": node.node_id, "nodeName": node.name, "reason": why}
+            record.final_nodes = [replace(n, waiting="").to_dict() for n in nodes]
+            self._save()  # final here first: a node that returns now changes nothing
+            self._saved_look = now
+            return nodes, True
+        if changed or now - self._saved_look > limits.grace / 2:
+            with contextlib.suppress(FlameLabError):  # a look still works on a full disk
+                self._save()
+                self._saved_look = now
+        shown = []
+        for node in nodes:
+            left = deadlines.countdown(record.watch[node.node_id], now, limits)
+            shown.append(
+                replace(node, waiting=f"{node.waiting}; {left}") if node.waiting and left else node
+            )
+        return tuple(shown), False
+
+    def _heard_in_logs(self, node: NodeState, entry: dict[str, Any], now: float) -> bool:
+        """Before giving up on a node, look at its log lines: a newer signed line counts as
+        hearing from it, and one said before it decided means its admin has the analysis."""
+        key = self._node_key(node.node_id)
+        try:
+            with self._call(f"read the logs of node {node.name}"):
+                found = every(
+                    self._core.find_analysis_node_logs,
+                    filter={"analysis_id": self.id, "node_id": node.node_id},
+                )
+        except FlameLabError:
+            return False  # fail closed: a hub that hides the logs does not keep it waiting
+        if key is None:
+            return deadlines.observe(entry, now, entry.get("phase", ""), mark=f"lines {len(found)}")
+        changed = False
+        for line in found:
+            said = statements.open_log(
+                line.message,
+                analysis_id=self.id,
+                node_id=node.node_id,
+                level=line.level,
+                key=key,
+            )
+            if said.verified and said.stamp is not None:
+                if deadlines.heard_new(entry, said.stamp):
+                    entry["heard"], changed = now, True
+                if entry.get("phase") == deadlines.REVIEW and not entry.get("admin"):
+                    entry["admin"], changed = True, True  # it has the code: its admin decides
+        return changed
+
+    def _given_up(self) -> AnalysisStatus:
+        """The verdict kept in the record; the hub is told (deleted) until it has been."""
+        record = self.record
+        if not record.withdrawn:
+            try:
+                with contextlib.suppress(NotFound), self._call(f"cancel analysis {self.id}"):
+                    self._core.delete_analysis(self.id)
+            except HubUnreachable:
+                pass  # the next look tries again
+            else:
+                record.withdrawn = True
+                with contextlib.suppress(FlameLabError):
+                    self._save()
+        nodes = []
+        for data in record.final_nodes:
+            with contextlib.suppress(TypeError):
+                nodes.append(NodeState(**data))
+        failure = record.failure
+        return AnalysisStatus(
+            self.id,
+            self.name,
+            "failed",
+            round(sum(n.progress for n in nodes) / len(nodes)) if nodes else 0,
+            tuple(nodes),
+            failure=(failure.get("nodeName", "?"), failure.get("reason", "")),
         )
 
     def _advance(self, analysis: Any, nodes: Sequence[NodeState]) -> None:
@@ -979,35 +1247,39 @@ class Analysis:
         interval: float = 0.2,
     ) -> AnalysisStatus:
         """Until executed (returned) or failed, rejected, cancelled (raised with the reason)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        clock = self.federation.clock
+        deadline = None if timeout is None else clock.monotonic() + timeout
         last, version = None, None
         patience = hub_outage()
         while True:
-            looked = time.monotonic()
+            looked = clock.monotonic()
             # a hub that restarts or stalls is waited for (FLAME_LAB_HUB_OUTAGE), not given up on
             current = patiently(
                 f"read the state of analysis {self.id}",
                 self.status,
                 patience,
                 url=self.federation.hub_url,
+                clock=self.federation.clock,
+                hint=f"The analysis goes on at the nodes; follow it again once the hub answers: "
+                f"`%flame watch {self.id}`, `flame-lab status {self.id}`, or `run.wait()`.",
             )
             # a pause after each look, as long as the look took (at most ``interval``): a
             # large federation's many changes must not keep the machine and the hub busy
-            pause = min(time.monotonic() - looked, interval)
+            pause = min(clock.monotonic() - looked, interval)
             if on_change and current != last:
                 on_change(current)
             last = current
             if current.done:
                 break
-            if deadline is not None and time.monotonic() > deadline:
+            if deadline is not None and clock.monotonic() > deadline:
                 raise AnalysisFailed(
                     f"analysis {self.id} is still {current.overall} after {timeout:.0f} s",
                     hint="It goes on running; wait again, or watch it with `%flame watch ID`.",
                 )
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            done_looking = time.monotonic()
+            left = None if deadline is None else max(0.0, deadline - clock.monotonic())
+            done_looking = clock.monotonic()
             version = self._next_change(version, interval, left)
-            time.sleep(max(0.0, done_looking + pause - time.monotonic()))
+            clock.sleep(max(0.0, done_looking + pause - clock.monotonic()))
         if current.overall != "executed":
             where = f" at {current.failure[0]}: {current.failure[1]}" if current.failure else ""
             raise AnalysisFailed(f"analysis {self.id} {current.overall}{where}")
@@ -1034,7 +1306,7 @@ class Analysis:
                     self.federation.change_feed = False  # a hub without the sandbox's feed
             except (FlameLabError, ValueError, KeyError, TypeError):
                 pass
-        time.sleep(interval)
+        self.federation.clock.sleep(interval)
         return version
 
     # -- logs ---------------------------------------------------------------------------------
@@ -1062,43 +1334,57 @@ class Analysis:
                     f"node {node!r} is not part of analysis {self.id}",
                     hint="Its nodes: " + ", ".join(sorted(names.values())),
                 )
-        lines: list[LogLine] = []
-        with self._call(f"read the logs of analysis {self.id}"):
-            for node_id in wanted:
-                key, seen = self._node_key(node_id), set()
-                for log in every(
-                    self._core.find_analysis_node_logs,
-                    filter={"analysis_id": self.id, "node_id": node_id},
-                ):
-                    said = statements.open_log(
-                        log.message,
-                        analysis_id=self.id,
-                        node_id=node_id,
-                        level=log.level,
-                        key=key,
-                    )
-                    if said.stamp is not None and said.stamp in seen:  # the hub repeats a line
-                        said = statements.Opened(said.text, False)
-                    seen.add(said.stamp)
-                    line = LogLine(
-                        log.time,
-                        node_id,
-                        names[node_id],
-                        log.level,
-                        said.text,
-                        verified=said.verified,
-                    )
-                    line = self._open_log(line, identity, unlock)
-                    if line.verified is False:
-                        line = replace(line, message=statements.UNVERIFIED + line.message)
-                    lines.append(line)
-            if node is None:
-                for log in every(self._core.find_analysis_logs, filter={"analysis_id": self.id}):
-                    lines.append(LogLine(log.time, "", "hub", log.level, log.message))
+        lines = self._patiently(
+            f"read the logs of analysis {self.id}",
+            lambda: self._read_logs(wanted, names, node is None, identity, unlock),
+        )
         if level is not None:
             limit = LOG_LEVELS.index(level)
             lines = [ln for ln in lines if LOG_LEVELS.index(ln.level) <= limit]
         return sorted(lines, key=lambda ln: ln.time)
+
+    def _read_logs(
+        self,
+        wanted: list[str],
+        names: dict[str, str],
+        with_hub: bool,
+        identity: Identity | None,
+        unlock: bool,
+    ) -> list[LogLine]:
+        """One read of the wanted nodes' lines (and the hub's), checked and opened."""
+        lines: list[LogLine] = []
+        for node_id in wanted:
+            key, seen = self._node_key(node_id), set()
+            for log in every(
+                self._core.find_analysis_node_logs,
+                filter={"analysis_id": self.id, "node_id": node_id},
+            ):
+                said = statements.open_log(
+                    log.message,
+                    analysis_id=self.id,
+                    node_id=node_id,
+                    level=log.level,
+                    key=key,
+                )
+                if said.stamp is not None and said.stamp in seen:  # the hub repeats a line
+                    said = statements.Opened(said.text, False)
+                seen.add(said.stamp)
+                line = LogLine(
+                    log.time,
+                    node_id,
+                    names[node_id],
+                    log.level,
+                    said.text,
+                    verified=said.verified,
+                )
+                line = self._open_log(line, identity, unlock)
+                if line.verified is False:
+                    line = replace(line, message=statements.UNVERIFIED + line.message)
+                lines.append(line)
+        if with_hub:
+            for log in every(self._core.find_analysis_logs, filter={"analysis_id": self.id}):
+                lines.append(LogLine(log.time, "", "hub", log.level, log.message))
+        return lines
 
     def _open_log(self, line: LogLine, identity: Identity | None, unlock: bool) -> LogLine:
         """A sealed analysis line opened (verified against the node's pinned key), or marked."""
@@ -1144,7 +1430,7 @@ class Analysis:
             return to_frame(self.result(identity=identity, trusted=trusted))
         if self._have_result and not trusted:
             return self._result
-        status = self.status()
+        status = self._patiently(f"read the state of analysis {self.id}", self.status)
         if status.overall != "executed":
             if status.done:
                 self.wait(timeout=0)
@@ -1152,7 +1438,9 @@ class Analysis:
                 f"analysis {self.id} has no result yet (it is {status.overall})",
                 hint=f"Wait for it: `%flame watch {self.id} --wait` (in Python: `run.wait()`).",
             )
-        blobs = self._fetch_result_files()
+        blobs = self._patiently(
+            f"download the result of analysis {self.id}", self._fetch_result_files
+        )
         if not blobs:
             raise AnalysisFailed(f"analysis {self.id} finished without a result file")
         values = self._open(blobs, identity or researcher_identity(), tuple(trusted))
@@ -1296,10 +1584,19 @@ class Analysis:
     def cancel(self) -> None:
         """Stop the analysis: the hub forgets it and the nodes stop their runs."""
         if self.record.cancelled_at is None:
-            with self._call(f"cancel analysis {self.id}"):
-                self._core.delete_analysis(self.id)
+
+            def delete() -> None:  # a retry after a lost answer finds it gone: that is done
+                with contextlib.suppress(NotFound), self._call(f"cancel analysis {self.id}"):
+                    self._core.delete_analysis(self.id)
+
+            self._patiently(
+                f"cancel analysis {self.id}",
+                delete,
+                hint="Nothing changed here; cancel again once the hub answers (sandbox: "
+                "`flame-lab sandbox up`).",
+            )
             self.record.cancelled_at = _now()
-            self.federation.store.save(self.record)
+            self._save()
 
 
 def _check_sealable(draft: Draft, image_path: str) -> None:
@@ -1322,6 +1619,14 @@ def _check_sealable(draft: Draft, image_path: str) -> None:
             "must see the number, and the analysis would have sealed it",
             hint="Submit without sealed=True, or use StarModel.",
         )
+
+
+def _resume_hint(analysis_id: str) -> str:
+    return (
+        f"The submission of {analysis_id} is kept pending with its signed bundle: "
+        f"`fed.resume('{analysis_id}')`, `flame-lab status` or `%flame status` finishes it "
+        "once the hub answers (sandbox: `flame-lab sandbox up`)."
+    )
 
 
 def attach(analysis_id: str, federation: Federation | None = None) -> Analysis:

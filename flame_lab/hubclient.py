@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ with warnings.catch_warnings():  # flame_hub turns on every DeprecationWarning p
     from flame_hub import CoreClient, HubAPIError, StorageClient
     from flame_hub.auth import ClientAuth, PasswordAuth, StaticAuth
 
+from flame_lab.clock import SYSTEM, Clock
 from flame_lab.errors import (
     FlameLabError,
     HubAuthError,
@@ -198,17 +198,22 @@ def hub_errors(doing: str, url: str = "") -> Iterator[None]:
         detail = exc.error_response.message if exc.error_response else ""
         _raise_for(_status(exc), doing, where, detail, f" ({exc})")
     except httpx.TimeoutException as exc:
-        raise HubUnreachable(
+        error = HubUnreachable(
             f"the hub{where} did not answer within {REQUEST_TIMEOUT_VAR}="
             f"{request_timeout():g} s while trying to {doing} ({type(exc).__name__})",
             hint="The hub may be stalled or overloaded; for the sandbox see "
             "`flame-lab sandbox status` and its hub.log.",
-        ) from None
+        )
+        error.maybe_done = not isinstance(exc, httpx.ConnectTimeout)
+        raise error from None
     except httpx.TransportError as exc:
-        raise HubUnreachable(
+        error = HubUnreachable(
             f"cannot reach the hub{where} to {doing}: {type(exc).__name__}",
             hint="Check the hub URL and your network; for the sandbox run `flame-lab sandbox up`.",
-        ) from None
+        )
+        # refused or unresolvable: nothing was sent; a connection lost later may have been
+        error.maybe_done = not isinstance(exc, httpx.ConnectError)
+        raise error from None
 
 
 def checked(response: httpx.Response, doing: str, url: str = "") -> httpx.Response:
@@ -232,21 +237,35 @@ def patiently(
     *,
     url: str = "",
     stop: Callable[[], bool] | None = None,
+    clock: Clock = SYSTEM,
+    hint: str | None = None,
+    reconcile: Callable[[], T | None] | None = None,
 ) -> T:
     """``call()`` under hub_errors, retried with backoff while the hub does not answer (only
     HubUnreachable: a refusal or a full disk is final at once) up to ``patience.limit``
     seconds; then a HubOutage naming what was waited for, for how long, and the limit.
-    Only for idempotent calls: a retry may repeat a request whose answer was lost."""
-    started = time.monotonic()
+
+    Safe as it stands only for idempotent calls: a retry may repeat a request whose answer
+    was lost. For a call that creates something, pass ``reconcile``: after a try that may
+    have reached the hub (``HubUnreachable.maybe_done``), it is asked first (a read) and
+    what it finds is the answer; only if it finds nothing is the call tried again."""
+    started = clock.monotonic()
     attempt = 0
+    ambiguous = False
     while True:
         try:
             with hub_errors(doing, url):
+                if ambiguous and reconcile is not None:
+                    found = reconcile()
+                    if found is not None:
+                        return found
+                    ambiguous = False
                 return call()
         except HubOutage:
             raise
         except HubUnreachable as exc:
-            waited = time.monotonic() - started
+            ambiguous = ambiguous or exc.maybe_done
+            waited = clock.monotonic() - started
             delay = patience.delay(attempt)
             if waited + delay > patience.limit or (stop is not None and stop()):
                 where = f" at {url}" if url else ""
@@ -254,13 +273,14 @@ def patiently(
                     f"the hub{where} was unreachable for {waited:.0f} s while trying to "
                     f"{doing} ({attempt + 1} tries, limit {patience.name}={patience.limit:g} s; "
                     f"last: {exc.message})",
-                    hint="Start the hub again (sandbox: `flame-lab sandbox up`); a longer "
+                    hint=hint
+                    or "Start the hub again (sandbox: `flame-lab sandbox up`); a longer "
                     f"{patience.name} lets runs outlast longer outages.",
                     waited=waited,
                 ) from None
             if attempt == 0:
                 log.warning("%s; retrying for up to %g s", exc.message, patience.limit)
-            time.sleep(delay)
+            clock.sleep(delay)
             attempt += 1
 
 

@@ -54,6 +54,15 @@ class SubmissionRecord:
     pending: bool = False
     writer: str = ""
     interrupted: str = ""  # why an interrupted submission was removed at the hub
+    # the bound on waiting for silent nodes (flame_lab/deadlines.py): per node id what was last
+    # heard of it and since when it is needed; looked_at: the last look (epoch seconds)
+    watch: dict[str, dict[str, Any]] = field(default_factory=dict)
+    looked_at: float = 0.0
+    # the researcher's side gave up (a node silent too long): final here whatever the hub says
+    failed_at: str | None = None
+    failure: dict[str, str] = field(default_factory=dict)  # nodeId, nodeName, reason
+    final_nodes: list[dict[str, Any]] = field(default_factory=list)  # node states at that time
+    withdrawn: bool = False  # the hub has deleted it since (so no node starts it later)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SubmissionRecord:
@@ -140,6 +149,13 @@ class SubmissionStore:
             {"token": token, "hub": hub, "name": name, "writer": this_writer()},
         )
         return token
+
+    def release(self, token: str) -> None:
+        """Give a note up to the next look (no live writer), which removes what it created."""
+        path = self.folder / f"{INTENT_PREFIX}{token}.json"
+        with contextlib.suppress(OSError, ValueError, RecordError):
+            data = json.loads(path.read_text(encoding="utf-8"))
+            self._write(path, {**data, "writer": ""})
 
     def end(self, token: str) -> None:
         with contextlib.suppress(FileNotFoundError):

@@ -299,9 +299,11 @@ def test_manual_approval_waits_for_the_node_admin_then_runs(fed, flame_home):
         status = run.status()
         assert status.overall == "pending"
         assert {n.name: n.approval for n in status.nodes}["uk-koeln"] is None
+        # the node's signed log says its admin has the code: the approval limit applies
         assert status.waiting == [
             f"waiting for uk-koeln to approve (a node with manual approval waits for its "
-            f"admin; sandbox: flame-lab sandbox approve {run.id} --node uk-koeln)"
+            f"admin; sandbox: flame-lab sandbox approve {run.id} --node uk-koeln); gives up "
+            "after 7.0 d more (FLAME_LAB_APPROVAL_WAIT)"
         ]
         assert "waiting for uk-koeln to approve" in status.to_text()
         decide(run.id, "uk-koeln", approve=True, home=flame_home / "sandbox")

@@ -1,0 +1,37 @@
+"""The time as flame_lab's waits and bounds read it, in one object so tests can inject it.
+
+``now`` is wall-clock time (seconds since the epoch; kept in records across processes),
+``monotonic`` measures waits within one process, ``sleep`` pauses between tries.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> float: ...
+
+    def monotonic(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    """The machine's clocks."""
+
+    def now(self) -> float:
+        return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    def __repr__(self) -> str:
+        return "SystemClock()"
+
+
+SYSTEM = SystemClock()
