@@ -56,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     verbs.required = True
     ls = verbs.add_parser("list", help="the master images flame_lab knows the packages of")
     ls.add_argument("--hub", default=None, help="only those this hub offers (a hub URL)")
-    ls.add_argument("--json", action="store_true")
+    ls.add_argument("--json", action="store_true", help="print the lists as JSON")
     ls.set_defaults(func=_list)
     ck = verbs.add_parser("check", help="which images fit a draft; refuse if IMAGE lacks a module")
     ck.add_argument("path", help="the entrypoint .py, or a notebook with %%%%flame cells")

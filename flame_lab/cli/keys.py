@@ -29,7 +29,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     init = verbs.add_parser("init", help="create a new identity key file")
     _path_option(init)
-    init.add_argument("--kdf", choices=("scrypt", "argon2id"), default="scrypt")
+    init.add_argument(
+        "--kdf",
+        choices=("scrypt", "argon2id"),
+        default="scrypt",
+        help="how the passphrase becomes the key file's key (default: scrypt)",
+    )
     init.set_defaults(func=cmd_init)
 
     show = verbs.add_parser("show", help="print the key id and public keys (no passphrase)")

@@ -89,10 +89,12 @@ def _demo(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     lab = subparsers.add_parser("lab", help="start the sandbox and JupyterLab on the notebooks")
     lab.add_argument("notebook_dir", nargs="?", default=None, help="default: ./notebooks")
-    lab.add_argument("--no-browser", action="store_true")
+    lab.add_argument("--no-browser", action="store_true", help="do not open a browser")
     lab.add_argument("jupyter_args", nargs=argparse.REMAINDER, help="passed on to jupyter lab")
     lab.set_defaults(func=_lab)
 
     demo = subparsers.add_parser("demo", help="run the getting-started analysis headless")
-    demo.add_argument("--timeout", type=float, default=120.0)
+    demo.add_argument(
+        "--timeout", type=float, default=120.0, help="seconds to wait for the result (default: 120)"
+    )
     demo.set_defaults(func=_demo)
