@@ -128,3 +128,29 @@ def test_lab_opens_the_getting_started_notebook_by_its_full_path(in_sandbox, tmp
     assert f"--notebook-dir={tmp_path / 'notebooks'}" in argv
     # Jupyter reads a relative file from the current folder, not the notebook folder
     assert str(tmp_path / "notebooks" / "01-getting-started.ipynb") in argv
+
+
+def test_demo_with_a_new_identity_asks_for_the_passphrase_only_to_choose_it(
+    in_sandbox, tmp_path, monkeypatch, capsys
+):
+    import getpass
+
+    asked: list[str] = []
+
+    def answer(prompt: str = "") -> str:
+        asked.append(prompt)
+        return "a passphrase of some length"
+
+    class Terminal:
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.delenv("FLAME_LAB_PASSPHRASE")
+    monkeypatch.setenv("FLAME_LAB_IDENTITY", str(tmp_path / "new-identity.json"))
+    monkeypatch.setattr(getpass, "getpass", answer)
+    monkeypatch.setattr(sys, "stdin", Terminal())
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert "decrypted result: mean age" in out and "Your key id:" in out
+    # chosen and repeated once; never asked again to sign the analysis or open its result
+    assert asked == ["New passphrase for your identity: ", "Repeat the passphrase: "]
