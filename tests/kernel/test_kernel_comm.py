@@ -131,3 +131,51 @@ def test_the_monitor_sends_updates_while_another_cell_is_running(kernel):
             values_while_busy.append(value)
     assert values_while_busy.count(100) >= 1
     assert len(values_while_busy) >= 6, values_while_busy
+
+
+SNAPSHOT_CELL = """
+third = Monitor(Climbing(), interval=0.05)
+third.poll_once()
+third.handle = display(third, display_id=True)
+third.start()
+third.join(timeout=60)
+assert third.view.done
+"""
+
+
+def test_the_display_gets_its_snapshot_again_at_state_transitions_only(kernel):
+    kernel.execute(CODE.replace("monitor.start()", "monitor.stop()"))
+    msg_id = kernel.execute(SNAPSHOT_CELL)
+    shown: list[dict] = []
+    comm_updates = 0
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            message = kernel.get_iopub_msg(timeout=1)
+        except Empty:
+            continue
+        if message["msg_type"] == "error":
+            pytest.fail(str(message["content"]))
+        if message["parent_header"].get("msg_id") != msg_id:
+            continue
+        if message["msg_type"] == "status" and message["content"]["execution_state"] == "idle":
+            break
+        if message["msg_type"] in ("display_data", "update_display_data"):
+            shown.append(message)
+        elif updates_of(message) is not None:
+            comm_updates += 1
+    first, *updates = shown
+    display_id = first["content"]["transient"]["display_id"]
+    assert all(m["msg_type"] == "update_display_data" for m in updates)
+    assert all(m["content"]["transient"]["display_id"] == display_id for m in updates)
+    *running, final = updates
+    # while it runs: the widget and a snapshot of the state, redrawn per 10 % of progress
+    assert running and all(
+        "application/vnd.jupyter.widget-view+json" in m["content"]["data"]
+        and "flame-snapshot" in m["content"]["data"]["text/html"]
+        for m in running
+    )
+    assert len(running) <= 11 < comm_updates
+    # at the end: static HTML only
+    assert "application/vnd.jupyter.widget-view+json" not in final["content"]["data"]
+    assert "flame-final-executed" in final["content"]["data"]["text/html"]
