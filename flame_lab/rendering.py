@@ -35,6 +35,7 @@ OVERALL_COLOURS = {
     "cancelled": "#757575",
 }
 MAX_LOG_ROWS = 200
+PREVIEW_CHARS = 5000  # of a result's repr in the monitor's preview
 #: Node execution states in which a node works: without progress reports its bar is indeterminate.
 WORKING = frozenset({"starting", "started", "running", "executing"})
 FINAL_WORDS = {
@@ -446,8 +447,8 @@ def preview_html(value: Any, max_rows: int = 10) -> str:
         except TypeError:
             pass
     text = repr(value)
-    if len(text) > 5000:
-        text = text[:5000] + " ..."
+    if len(text) > PREVIEW_CHARS:  # say how much is left out, never a bare cut
+        text = f"{text[:PREVIEW_CHARS]} (+{len(text) - PREVIEW_CHARS} more characters)"
     return f"<pre>{esc(text)}</pre>"
 
 

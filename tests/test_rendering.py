@@ -134,6 +134,13 @@ def test_a_data_frame_previews_as_an_escaped_table_and_anything_else_as_its_repr
     assert other.startswith("<pre>") and "<img" not in other
 
 
+def test_a_long_preview_says_how_much_it_leaves_out():
+    text = render.preview_html("x" * 6000)  # repr adds the two quotes
+    assert text.endswith(f" (+{6002 - render.PREVIEW_CHARS} more characters)</pre>")
+    assert "..." not in text
+    assert render.preview_html("short") == "<pre>&#x27;short&#x27;</pre>"
+
+
 ESCAPES = "\x1b]0;owned\x07\x1b[2J\x9b1;1H\u202eexe.txt"
 
 
