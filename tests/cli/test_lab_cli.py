@@ -154,3 +154,23 @@ def test_demo_with_a_new_identity_asks_for_the_passphrase_only_to_choose_it(
     assert "decrypted result: mean age" in out and "Your key id:" in out
     # chosen and repeated once; never asked again to sign the analysis or open its result
     assert asked == ["New passphrase for your identity: ", "Repeat the passphrase: "]
+
+
+def test_demo_that_started_the_sandbox_says_it_keeps_running_and_how_to_stop_it(
+    flame_home, monkeypatch, capsys
+):
+    from flame_lab.sandbox import daemon
+
+    monkeypatch.setenv("FLAME_LAB_PASSPHRASE", "a passphrase of some length")
+    try:
+        assert main(["demo"]) == 0
+        out = capsys.readouterr().out
+        assert "decrypted result: mean age" in out
+        assert out.rstrip().endswith(
+            "The sandbox federation keeps running; stop it with `flame-lab sandbox down`."
+        )
+        assert daemon.status()["running"]  # what it says is so
+        assert main(["demo"]) == 0  # it was running this time: nothing to say
+        assert "keeps running" not in capsys.readouterr().out
+    finally:
+        daemon.down()
