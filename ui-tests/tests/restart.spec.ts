@@ -57,8 +57,21 @@ policy_file = NodeFolder.of(fl.connect().sandbox_home, "uk-koeln").policy
 dump_policy(dataclasses.replace(load_policy(policy_file), approval="manual"), policy_file)
 `;
 
+// A widget bundle whose model never existed, with hostile HTML beside it: the snapshot is shown
+// sanitized (the kernel escapes its own text; the extension sanitizes whatever a bundle brings).
+const HOSTILE = `from IPython.display import display
+
+display({
+    "application/vnd.jupyter.widget-view+json": {"version_major": 2, "version_minor": 0, "model_id": "0" * 32},
+    "text/html": '<b class="hostile-bundle">kept</b><img src=x onerror="window.__flamePwned = 1">'
+    '<script>window.__flamePwned = 2</script><a href="javascript:window.__flamePwned = 3">link</a>',
+    "text/plain": "hostile",
+}, raw=True)
+`;
+
 const SOURCES = [
   '%load_ext flame_lab',
+  HOSTILE,
   '%flame connect',
   ANALYSIS,
   '%flame submit --nodes uk-aachen,uk-koeln,aggregator --name "decrypt later" --wait',
@@ -179,6 +192,14 @@ test('saved monitors and Decrypt buttons stay readable after a kernel restart an
   const notebook = page.locator('.jp-NotebookPanel', { hasText: 'waits for approval' }).first();
   await expect(notebook).toBeVisible({ timeout: 60_000 });
   await runAll(page, notebook, notebook.locator('.jp-OutputArea-output', { hasText: 'all cells ran' }));
+
+  // A bundle whose model does not exist shows its HTML, sanitized: no handler, script or js link.
+  const hostile = notebook.locator('.jp-FlameWidgetSnapshot', { has: page.locator('.hostile-bundle') });
+  await expect(hostile).toBeVisible({ timeout: 60_000 });
+  await expect(hostile.locator('script')).toHaveCount(0);
+  await expect(hostile.locator('[onerror]')).toHaveCount(0);
+  await expect(hostile.locator('a[href^="javascript"]')).toHaveCount(0);
+  expect(await page.evaluate(() => (window as any).__flamePwned)).toBeUndefined();
 
   // Live: the Decrypt button and the running monitor, which says what it waits for.
   const decrypt = notebook.locator('.jp-CodeCell', { hasText: 'decrypt later' });
