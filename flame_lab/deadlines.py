@@ -12,6 +12,7 @@ kernels and processes, and the verdict, once given, is kept there too.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -180,13 +181,21 @@ def overdue(entry: dict[str, Any], name: str, now: float, limits: Limits) -> str
 
 
 def countdown(entry: dict[str, Any], now: float, limits: Limits) -> str:
-    """How long until the bound ends the wait for this node, for ``waiting`` ("" if none)."""
+    """How long until the bound ends the wait for this node, for ``waiting`` ("" if none); in
+    whole minutes or coarser, so that the text changes seldom (monitors redraw on a change)."""
     phase = entry.get("phase", "")
     if not phase:
         return ""
     if phase == REVIEW and entry.get("admin"):
         left = limits.approval - (now - float(entry.get("since", now)))
-        return f"gives up after {duration(max(0.0, left))} more ({APPROVAL_WAIT_VAR})"
-    silent = now - quiet_since(entry)
-    left = max(0.0, limits.silence - silent)
-    return f"silent {duration(silent)}, gives up after {duration(left)} more ({NODE_SILENCE_VAR})"
+        return f"gives up after {_coarse(left)} more ({APPROVAL_WAIT_VAR})"
+    left = limits.silence - (now - quiet_since(entry))
+    return f"gives up after {_coarse(left)} more of silence ({NODE_SILENCE_VAR})"
+
+
+def _coarse(seconds: float) -> str:
+    if seconds < 60:
+        return "under a minute"
+    if seconds < 2 * 3600:
+        return f"{math.ceil(seconds / 60)} min"
+    return duration(seconds)

@@ -101,7 +101,7 @@ def test_a_node_that_never_starts_fails_the_analysis_naming_it(setup):
     first = run.status()
     assert first.overall == "running"
     (why,) = [w for w in first.waiting if "uk-koeln" in w]
-    assert "waiting for uk-koeln to start" in why and "gives up after 60 min more" in why
+    assert "waiting for uk-koeln to start" in why and "gives up after 60 min more of silence" in why
     assert NODE_SILENCE_VAR in why
     nodes.say("aggregator", "approved", "executing", 50)  # the aggregator is alive
     assert watch(run, HOUR - 1).overall == "running"
@@ -353,3 +353,12 @@ def test_a_repeated_or_older_stamp_is_not_news():
     assert not deadlines.heard_new(entry, ("s1", 3))
     assert not deadlines.heard_new(entry, ("s1", 2))
     assert deadlines.heard_new(entry, ("s2", 1))  # a restarted node's new session
+
+
+def test_the_countdown_changes_by_the_minute_at_most():
+    limits = deadlines.Limits(silence=3600, approval=7 * 86400, grace=120)
+    entry = {"phase": "start", "since": 0.0}
+    texts = {deadlines.countdown(entry, t, limits) for t in range(0, 60)}
+    assert texts == {"gives up after 60 min more of silence (FLAME_LAB_NODE_SILENCE)"}
+    assert "under a minute" in deadlines.countdown(entry, 3599, limits)
+    assert deadlines.countdown({"phase": ""}, 10, limits) == ""
