@@ -196,6 +196,18 @@ class AnalysisStatus:
         """What the analysis waits for, node by node, in words (empty once it is final)."""
         return [] if self.done else [n.waiting for n in self.nodes if n.waiting]
 
+    def verdict_lines(self) -> list[str]:
+        """The failure, when no node line shows it: the researcher's side gave up on a node
+        that never said it failed ("uk-koeln did not start the analysis: ...")."""
+        if not self.failure:
+            return []
+        name, reason = self.failure
+        shown_there = any(
+            n.name == name and (n.execution == "failed" or n.approval == "rejected")
+            for n in self.nodes
+        )
+        return [] if shown_there else [f"{self.overall} at {name}: {reason}"]
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["nodes"] = [n.to_dict() for n in self.nodes]
@@ -221,6 +233,7 @@ class AnalysisStatus:
                 line += f"  {shown(last[0].strip(), multiline=False)[:160]}"
             lines.append(line)
         lines += [f"  {shown(why, multiline=False)}" for why in self.waiting]
+        lines += [f"  {shown(why, multiline=False)}" for why in self.verdict_lines()]
         if self.result_available:
             lines.append(f"  result ready: %flame result {self.analysis_id}")
         return "\n".join(lines)
@@ -1317,10 +1330,12 @@ class Analysis:
         *,
         identity: Identity | None = None,
         unlock: bool = False,
+        patient: bool = True,
     ) -> list[LogLine]:
         """Every node's log lines (and the hub's), merged by time. The analysis's own lines
         are sealed to you at the node: they are opened here with your key if it is unlocked
-        (or ``unlock=True`` asks for the passphrase), else shown as sealed."""
+        (or ``unlock=True`` asks for the passphrase), else shown as sealed. ``patient``: ride
+        out a hub outage (FLAME_LAB_HUB_OUTAGE); False for a caller that looks again anyway."""
         if level is not None and level not in LOG_LEVELS:
             raise FlameLabError(
                 f"unknown log level {level!r}", hint="One of: " + ", ".join(LOG_LEVELS)
@@ -1334,10 +1349,15 @@ class Analysis:
                     f"node {node!r} is not part of analysis {self.id}",
                     hint="Its nodes: " + ", ".join(sorted(names.values())),
                 )
-        lines = self._patiently(
-            f"read the logs of analysis {self.id}",
-            lambda: self._read_logs(wanted, names, node is None, identity, unlock),
-        )
+
+        def read() -> list[LogLine]:
+            return self._read_logs(wanted, names, node is None, identity, unlock)
+
+        if patient:
+            lines = self._patiently(f"read the logs of analysis {self.id}", read)
+        else:
+            with self._call(f"read the logs of analysis {self.id}"):
+                lines = read()
         if level is not None:
             limit = LOG_LEVELS.index(level)
             lines = [ln for ln in lines if LOG_LEVELS.index(ln.level) <= limit]

@@ -362,3 +362,14 @@ def test_the_countdown_changes_by_the_minute_at_most():
     assert texts == {"gives up after 60 min more of silence (FLAME_LAB_NODE_SILENCE)"}
     assert "under a minute" in deadlines.countdown(entry, 3599, limits)
     assert deadlines.countdown({"phase": ""}, 10, limits) == ""
+
+
+def test_the_reason_is_in_the_text_and_the_terminal(setup):
+    from flame_lab.cli.analyses import node_line
+
+    _fed, _core, run, nodes = setup
+    _running_but_koeln(nodes)
+    final = watch(run, HOUR + 1)
+    text = final.to_text()
+    assert "failed at uk-koeln: uk-koeln did not start the analysis" in text
+    assert any("failed at uk-koeln: uk-koeln did not start" in ln for ln in node_line(final))

@@ -185,3 +185,14 @@ def test_cancel_past_the_limit_changes_nothing_here(submitted, monkeypatch):
         run.cancel()
     assert "cancel again" in (raised.value.hint or "")
     assert fed.store.load(run.id).cancelled_at is None
+
+
+def test_a_look_that_is_repeated_anyway_fails_at_once(submitted):
+    fed, core, run = submitted
+    core.down = True
+    with pytest.raises(fl.errors.HubUnreachable) as raised:
+        run.logs(patient=False)  # the monitor's look: it looks again on its own
+    assert not isinstance(raised.value, HubOutage) and fed.clock.slept == []
+    with pytest.raises(fl.errors.HubUnreachable):
+        run.status()  # one look; wait() is what rides outages out
+    assert fed.clock.slept == []

@@ -41,6 +41,8 @@ def node_line(status: Any) -> list[str]:
             line += f"  {shown(node.comment, multiline=False)}"
         lines.append(line)
     lines += [f"  {shown(why, multiline=False)}" for why in getattr(status, "waiting", [])]
+    verdict = getattr(status, "verdict_lines", None)
+    lines += [f"  {shown(why, multiline=False)}" for why in (verdict() if verdict else [])]
     return lines
 
 

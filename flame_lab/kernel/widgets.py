@@ -270,7 +270,7 @@ class Monitor:
         """Read status and logs from the hub and draw them; errors become a shown problem."""
         try:
             status = self.analysis.status()
-            logs = self.analysis.logs()
+            logs = self.analysis.logs(patient=False)  # one look: the monitor looks again
         except NotFound as error:  # gone from the hub: nothing more will change
             self.show_problem(_problem_text(error))
             self.gone = True

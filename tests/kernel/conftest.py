@@ -199,7 +199,7 @@ class FakeAnalysis:
         self.polls += 1
         return self.current[0]
 
-    def logs(self, node=None, level=None) -> list[LogLine]:
+    def logs(self, node=None, level=None, **_options) -> list[LogLine]:
         """The log lines that go with the latest state."""
         return self.current[1] if self.polls else []
 

@@ -31,7 +31,7 @@ class Climbing:
         return AnalysisStatus("an-kernel", "climb", overall, progress, (node,),
                               result_available=progress == 100)
 
-    def logs(self, node=None, level=None):
+    def logs(self, node=None, level=None, **_options):
         return []
 
 monitor = Monitor(Climbing(), interval=0.05)
