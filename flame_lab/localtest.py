@@ -541,11 +541,26 @@ class ServiceRuntime:
     def declare_local_dp(self, epsilon: float, sensitivity: float) -> None:
         self.service.declare_local_dp(epsilon, sensitivity)
 
+    def _as_a_node_reads_it(self, method: str, **params: Any) -> None:
+        """Refuse a call a node would refuse from its length (limits.max_frame_bytes): the
+        frame a node reads is this call as JSON, bytes in base64 (sandbox.node.ipc)."""
+        import json
+
+        from flame_lab.sandbox.node.ipc import FrameRefused, to_json
+
+        limit = self.service.release.policy.limits.max_frame_bytes
+        call = {"id": 1, "method": method, "params": params}
+        size = len(json.dumps(to_json(call), allow_nan=True, separators=(",", ":")).encode())
+        if size > limit:
+            raise FrameRefused(size, limit)
+
     def send_message(self, receivers: Any, category: str, body: Any) -> tuple[list[str], list]:
         from flame_lab.sandbox.node.runtime_client import to_channel
 
         body = to_channel(body, pickle_unknown=True, dumps=self._dumps)
-        acked, missed = self.service.send_message(list(receivers), category, body)
+        receivers = list(receivers)
+        self._as_a_node_reads_it("send_message", receivers=receivers, category=category, body=body)
+        acked, missed = self.service.send_message(receivers, category, body)
         return acked, missed
 
     def receive_message(self, timeout: float | None) -> Message | None:
@@ -561,7 +576,9 @@ class ServiceRuntime:
     def submit_final_result(self, submission: FinalSubmission) -> dict[str, str]:
         from flame_lab.sandbox.node.runtime_client import submission_to_channel
 
-        return self.service.submit_final_result(submission_to_channel(submission))
+        submission_value = submission_to_channel(submission)
+        self._as_a_node_reads_it("submit_final_result", submission=submission_value)
+        return self.service.submit_final_result(submission_value)
 
     def random_generator(self) -> Any:
         return None

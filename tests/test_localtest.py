@@ -272,3 +272,49 @@ def test_the_analysis_sees_node_ids_as_on_real_nodes_and_the_report_names_both(t
     assert report.ok, report.to_text()
     assert [(n.node_id, n.name) for n in report.nodes] == [(i, n) for i, n, _ in nodes]
     assert report.nodes[0].released[0]["me"] == nodes[0][0]  # the sandbox's own node id
+
+
+def _home_with(tmp_path, policy: NodePolicy):
+    home = _home(tmp_path, "flame")
+    for folder in (home / "nodes").iterdir():
+        dump_policy(policy, folder / "policy.toml")
+    return home
+
+
+def _returning(expression: str) -> Draft:
+    return draft_of(
+        MEAN_AGE_CELL.replace(
+            "return round(pooled_mean(analysis_results), 6)", f"return {expression}"
+        )
+    )
+
+
+def test_a_final_result_above_the_release_bound_is_refused_here_as_on_a_node(tmp_path):
+    from flame_lab.limits import ResourceLimits, frame_bytes_for
+
+    policy = NodePolicy(
+        disclosure=DisclosurePolicy(max_release_bytes=100_000),
+        limits=ResourceLimits(max_frame_bytes=frame_bytes_for(100_000)),
+    )
+    home = _home_with(tmp_path, policy)
+    fits = localtest.run_local_test(_returning('"x" * 100_000'), home=home)
+    assert fits.ok and len(fits.result) == 100_000, fits.to_text()
+    over = localtest.run_local_test(_returning('"x" * 100_001'), home=home)
+    assert not over.ok
+    assert "is 100001 bytes; this node lets at most 100000 leave" in over.to_text()
+
+
+def test_a_call_larger_than_a_nodes_frame_fails_here_as_it_would_there(tmp_path):
+    from flame_lab.limits import ResourceLimits
+
+    policy = NodePolicy(
+        disclosure=DisclosurePolicy(max_release_bytes=0),  # only the frame bounds it
+        limits=ResourceLimits(max_frame_bytes=200_000),
+    )
+    # 60 000 control characters: 60 kB as text, 360 kB as the JSON a node reads (\\u0001)
+    report = localtest.run_local_test(
+        _returning('"\\x01" * 60_000'), home=_home_with(tmp_path, policy)
+    )
+    assert not report.ok
+    text = report.to_text()
+    assert "this node reads at most 200000 (limits.max_frame_bytes)" in text, text
