@@ -105,3 +105,18 @@ def test_data_prints_the_dictionary_as_text_and_json(in_sandbox, capsys):
     assert [d["node"] for d in data["nodes"]] == ["uk-koeln"] and data["missing"] == []
     assert main(["data", "atlantis"]) == 1
     assert "hint: Data nodes: uk-aachen, uk-koeln" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["status"], ["logs", "an-1"], ["result", "an-1"], ["cancel", "an-1"], ["data"]],
+    ids=lambda argv: argv[0],
+)
+def test_reading_commands_on_a_fresh_home_never_start_a_sandbox(argv, capsys):
+    from flame_lab import config
+
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "the sandbox federation is not running" in err
+    assert "Start it: `flame-lab sandbox up`" in err
+    assert not config.sandbox_dir().exists()  # nothing created, nothing started
