@@ -116,6 +116,8 @@ class Draft:
 
     sources: dict[str, Source] = field(default_factory=dict)
     entrypoint: str = DEFAULT_ENTRYPOINT
+    # from_cells: a file that several cells define, with those cells in order (the last counts)
+    overwritten: dict[str, list[str]] = field(default_factory=dict, compare=False, repr=False)
 
     # -- building ------------------------------------------------------------------------
     @classmethod
@@ -139,7 +141,11 @@ class Draft:
         for label, text in cells:
             first, _, body = text.partition("\n")
             if first.strip().startswith(CELL_MAGIC):
-                draft.add_cell(first, body, origin=label)
+                earlier = draft.sources.get(parse_cell_header(first).path)
+                header = draft.add_cell(first, body, origin=label)
+                if earlier is not None:
+                    origins = draft.overwritten.setdefault(header.path, [earlier.origin])
+                    origins.append(label)
         if not draft.sources:
             raise DraftError(
                 f"no {CELL_MAGIC} cells found",
@@ -209,6 +215,15 @@ class Draft:
         if header.is_entrypoint:
             self.entrypoint = header.path
         return header
+
+    def overwritten_notes(self) -> list[str]:
+        """One line per file that several cells define: which cells, and that the last counts
+        (the words of the Lab's Submit dialog)."""
+        return [
+            f"{len(origins)} cells define {path} ({', '.join(origins)}): only the last of them "
+            f"({origins[-1]}) counts."
+            for path, origins in sorted(self.overwritten.items())
+        ]
 
     # -- reading -------------------------------------------------------------------------
     @property

@@ -102,6 +102,21 @@ def test_a_notebook_gives_its_flame_cells_in_order_and_ignores_the_rest():
     draft.check()
 
 
+def test_a_file_that_several_cells_define_is_named_with_the_cells_and_the_last_counts():
+    nb = _notebook(
+        "%%flame\n" + ANALYSIS.replace("[1, 2, 3]", "[1]"),
+        "%%flame file helpers.py\n" + HELPERS,
+        "%%flame\n" + ANALYSIS,
+    )
+    draft = Draft.from_notebook(json.dumps(nb))
+    assert draft.files["analysis.py"] == ANALYSIS.encode()
+    assert draft.overwritten_notes() == [
+        "2 cells define analysis.py (cell 1, cell 3): only the last of them (cell 3) counts."
+    ]
+    once = Draft.from_notebook(json.dumps(_notebook("%%flame\n" + ANALYSIS)))
+    assert once.overwritten_notes() == []
+
+
 def test_a_notebook_without_flame_cells_is_refused_with_a_hint():
     with pytest.raises(DraftError, match="no %%flame cells") as info:
         Draft.from_notebook(_notebook("print(1)"))

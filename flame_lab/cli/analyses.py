@@ -74,6 +74,8 @@ def log_time(value: Any) -> str:
 
 def _submit(args: argparse.Namespace) -> int:
     draft = Draft.from_path(Path(args.path))
+    for note in draft.overwritten_notes():
+        print(f"note: {note}")
     nodes = args.nodes.split(",") if args.nodes else None
     fed = _connect(args, start=True)
     run = fed.submit(

@@ -33,6 +33,20 @@ def test_submit_wait_prints_one_block_per_change_and_the_result(analysis, capsys
     assert "'mean_age':" in out
 
 
+def test_submitting_a_notebook_names_cells_that_define_the_same_file(in_sandbox, tmp_path, capsys):
+    cell = "%%flame\n" + MEAN.read_text()
+    cells = [{"cell_type": "code", "source": c, "metadata": {}} for c in (cell, cell)]
+    notebook = tmp_path / "twice.ipynb"
+    notebook.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4}))
+    assert main(["submit", str(notebook)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(
+        "note: 2 cells define analysis.py (cell 1, cell 2): only the last of them (cell 2) "
+        "counts.\n"
+    )
+    assert "submitted " in out
+
+
 def test_status_lists_this_accounts_analyses_and_one_in_detail(analysis, capsys):
     main(["submit", str(analysis), "--wait"])
     analysis_id = _submitted_id(capsys.readouterr().out)
