@@ -1,7 +1,7 @@
 /**
  * A notebook saved with a monitor still running and a Decrypt button never clicked: after a
- * kernel restart, and after reopening it with a new kernel, both show their static snapshot,
- * never "Error displaying widget: model not found". On the way, what the running analysis waits
+ * kernel restart, after reopening it with a new kernel, and opened with no kernel at all, both
+ * show their static snapshot, never "Error displaying widget: model not found". On the way, what the running analysis waits
  * for (a manual approval at uk-koeln) is seen in the live monitor and in the FLAME panel.
  */
 
@@ -11,6 +11,7 @@ import * as path from 'path';
 import { LAB_TOKEN, LAB_URL, openFlamePanel, openLab, runCommand } from './lab';
 
 const NOTEBOOK = 'saved-monitors.ipynb';
+const NO_KERNEL = 'saved-monitors-no-kernel.ipynb';
 const CI_ARTIFACTS = path.join(__dirname, '..', '..', 'ci-artifacts');
 const WIDGET_VIEW = 'application/vnd.jupyter.widget-view+json';
 const WAITS = 'waiting for uk-koeln to approve';
@@ -97,13 +98,17 @@ async function writeNotebook(): Promise<void> {
   expect(response.ok, await response.text()).toBe(true);
 }
 
-/** The saved notebook's outputs of the cell whose source contains `marker`. */
-async function savedOutputs(marker: string): Promise<{ data?: Record<string, unknown> }[]> {
+/** The saved notebook (the server's JSON of it). */
+async function savedNotebook(): Promise<any> {
   const response = await fetch(`${LAB_URL}/api/contents/${NOTEBOOK}?content=1`, {
     headers: { Authorization: `token ${LAB_TOKEN}` }
   });
-  const body = await response.json();
-  const cell = body.content.cells.find((c: { source: string }) => c.source.includes(marker));
+  return (await response.json()).content;
+}
+
+/** The saved notebook's outputs of the cell whose source contains `marker`. */
+async function savedOutputs(marker: string): Promise<{ data?: Record<string, unknown> }[]> {
+  const cell = (await savedNotebook()).cells.find((c: { source: string }) => c.source.includes(marker));
   return cell.outputs;
 }
 
@@ -250,4 +255,25 @@ test('saved monitors and Decrypt buttons stay readable after a kernel restart an
     timeout: 120_000
   });
   await expectSnapshots(reopened);
+
+  // Reopen a copy with no kernel at all ("No Kernel"): the snapshots come from the file alone.
+  const copy = await savedNotebook();
+  copy.metadata.kernelspec = { name: 'flame-lab-absent', display_name: 'absent', language: 'none' };
+  delete copy.metadata.language_info;
+  const put = await fetch(`${LAB_URL}/api/contents/${NO_KERNEL}`, {
+    method: 'PUT',
+    headers: { Authorization: `token ${LAB_TOKEN}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ type: 'notebook', format: 'json', content: copy })
+  });
+  expect(put.ok, await put.text()).toBe(true);
+  await page.evaluate(async () => {
+    await (window as any).jupyterapp.serviceManager.sessions.shutdownAll();
+  });
+  await openLab(page, NO_KERNEL);
+  const select = page.locator('.jp-Dialog', { hasText: 'Select Kernel' });
+  await select.getByRole('button', { name: 'No Kernel', exact: true }).click();
+  const bare = page.locator('.jp-NotebookPanel', { hasText: 'waits for approval' }).first();
+  await expectSnapshots(bare);
+  const kernel = await page.evaluate(() => (window as any).jupyterapp.shell.currentWidget.sessionContext.session?.kernel?.id ?? null);
+  expect(kernel).toBeNull();
 });
