@@ -1101,16 +1101,26 @@ class Analysis:
             elif stored.cancelled_at is not None and self.record.cancelled_at is None:
                 self.record.cancelled_at = stored.cancelled_at
 
+    # what a handle changes in its record; the rest (result hashes...) another handle may own
+    _OWN_FIELDS = ("watch", "looked_at", "failed_at", "failure", "final_nodes", "withdrawn")
+
     def _save(self) -> None:
-        """Save the record, keeping a verdict or a cancellation another handle saved meanwhile."""
-        with contextlib.suppress(FlameLabError):
+        """Save this handle's part of the record onto what is stored (another handle, the
+        panel or another kernel, may have saved meanwhile); a stored verdict or cancellation
+        is kept, never overwritten."""
+        try:
             stored = self.federation.store.load(self.id)
-            if stored.failed_at is not None and self.record.failed_at is None:
-                self.record = stored
-                return
-            if stored.cancelled_at is not None and self.record.cancelled_at is None:
-                self.record.cancelled_at = stored.cancelled_at
-        self.federation.store.save(self.record)
+        except FlameLabError:
+            self.federation.store.save(self.record)
+            return
+        if stored.failed_at is not None and self.record.failed_at is None:
+            self.record = stored
+            return
+        for name in self._OWN_FIELDS:
+            setattr(stored, name, getattr(self.record, name))
+        stored.cancelled_at = stored.cancelled_at or self.record.cancelled_at
+        self.federation.store.save(stored)
+        self.record = stored
 
     def _watch(
         self, nodes: tuple[NodeState, ...], distributed: bool

@@ -373,3 +373,17 @@ def test_the_reason_is_in_the_text_and_the_terminal(setup):
     text = final.to_text()
     assert "failed at uk-koeln: uk-koeln did not start the analysis" in text
     assert any("failed at uk-koeln: uk-koeln did not start" in ln for ln in node_line(final))
+
+
+def test_a_look_does_not_overwrite_what_another_handle_saved(setup):
+    fed, _core, run, nodes = setup
+    _running_but_koeln(nodes)
+    run.status()
+    other = fed.attach(run.id)
+    other.record.result_hashes = ["opened elsewhere"]
+    fed.store.save(other.record)
+    nodes.say("uk-koeln", "approved", "started")
+    run.status()  # heard from koeln: this handle saves its watch
+    stored = fed.store.load(run.id)
+    assert stored.result_hashes == ["opened elsewhere"]
+    assert stored.watch["id-uk-koeln"]["phase"] == "run"
