@@ -248,7 +248,10 @@ def set_switch(home: Path | str | None, name: str, value: bool) -> list[str]:
     return changed
 
 
-def _alive(pid: int) -> bool:
+def _alive(pid: int, home: Path | None = None, node: str | None = None) -> bool:
+    """The pid is a flame_lab process; with ``home`` (and ``node``), one this sandbox started
+    for it: pids recycle fast (pid_max is often 32768), and a stale pid file must never make
+    `down` stop another sandbox's hub or agent."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -258,11 +261,25 @@ def _alive(pid: int) -> bool:
     cmdline = Path(f"/proc/{pid}/cmdline")
     if cmdline.exists():  # guard against a recycled pid
         try:
-            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            args = cmdline.read_bytes().decode(errors="replace").split("\0")
         except OSError:
             return False
-        return "flame_lab" in text or "flame-lab" in text  # empty for a zombie
+        text = " ".join(args)
+        if not ("flame_lab" in text or "flame-lab" in text):  # empty for a zombie
+            return False
+        if home is not None and (node is not None or HUB_MODULE in args):
+            return _option(args, "--home") == str(Path(home).resolve()) and (
+                node is None or _option(args, "--node") == node
+            )
     return True
+
+
+def _option(args: list[str], name: str) -> str | None:
+    """The value given to ``name`` on a command line (a path resolved), if any."""
+    if name not in args[:-1]:
+        return None
+    value = args[args.index(name) + 1]
+    return str(Path(value).resolve()) if name == "--home" else value
 
 
 def answers(url: str, timeout: float = 2.0) -> bool:
@@ -289,9 +306,9 @@ def running(home: Path | str | None = None) -> Running | None:
     if not pid_text.isdigit():
         return None
     pid = int(pid_text)
-    if _alive(pid) and state and state.get("pid") == pid and answers(state["url"]):
+    if _alive(pid, home) and state and state.get("pid") == pid and answers(state["url"]):
         return Running(pid, state["url"])
-    if not _alive(pid):
+    if not _alive(pid, home):
         for name in (PID_FILE, STATE_FILE):
             with contextlib.suppress(FileNotFoundError):
                 (home / name).unlink()
@@ -309,7 +326,8 @@ def agent_pid(folder: NodeFolder) -> int | None:
         text = folder.pid.read_text().strip()
     except (FileNotFoundError, OSError):
         text = ""
-    return int(text) if text.isdigit() and _alive(int(text)) else None
+    home = folder.root.parent.parent
+    return int(text) if text.isdigit() and _alive(int(text), home, folder.name) else None
 
 
 def agent_url(folder: NodeFolder) -> str | None:
@@ -332,7 +350,7 @@ def ensure_agents(home: Path, url: str) -> None:
             continue
         with contextlib.suppress(FileNotFoundError):
             folder.ready.unlink()
-        argv = [sys.executable, "-u", "-m", NODE_MODULE, "--home", str(home)]
+        argv = [sys.executable, "-u", "-m", NODE_MODULE, "--home", str(home.absolute())]
         proc = _spawn([*argv, "--node", folder.name, "--url", url], folder.root, folder.log)
         url_tmp = folder.hub_url.with_suffix(".spawned")
         url_tmp.write_text(url, encoding="utf-8")
@@ -476,7 +494,7 @@ def up(
     _forget_readiness(home)
     proc = _spawn(
         [
-            *(sys.executable, "-m", HUB_MODULE, "--home", str(home)),
+            *(sys.executable, "-m", HUB_MODULE, "--home", str(home.absolute())),
             *("--port", str(_choose_port(home, port))),
         ],
         home,
@@ -506,11 +524,11 @@ def up(
 def _wait_for_starting_hub(home: Path, timeout: float) -> None:
     """A live hub process that does not answer yet may be starting: give it time, never a twin."""
     pid_text = (home / PID_FILE).read_text().strip() if (home / PID_FILE).exists() else ""
-    if not pid_text.isdigit() or not _alive(int(pid_text)):
+    if not pid_text.isdigit() or not _alive(int(pid_text), home):
         return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if running(home) is not None or not _alive(int(pid_text)):
+        if running(home) is not None or not _alive(int(pid_text), home):
             return
         time.sleep(0.05)
     raise SandboxError(
@@ -571,7 +589,7 @@ def down(home: Path | str | None = None) -> bool:
     was_running = False
     if pid_file.exists() and pid_file.read_text().strip().isdigit():
         pid = int(pid_file.read_text().strip())
-        if _alive(pid):
+        if _alive(pid, home):
             stop_pid(pid)
             was_running = True
     for name in (PID_FILE, STATE_FILE):
@@ -683,7 +701,8 @@ def foreground(
 # -- disk -------------------------------------------------------------------------------------
 def gc(home: Path | str | None = None) -> dict[str, int]:
     """Reclaim the disk deleted analyses held: unreferenced blobs, builds, temporary files at
-    the hub, and the run folders of analyses a node has finished. Safe beside a running hub
+    the hub, and the run folders of analyses a node has finished (not a sealed result it has
+    yet to upload). Safe beside a running hub
     (files younger than gc.OUT_OF_PROCESS_GRACE stay; the hub reclaims on delete itself)."""
     from flame_lab.sandbox.hub import gc as hub_gc
 
@@ -702,7 +721,9 @@ def gc(home: Path | str | None = None) -> dict[str, int]:
     for folder in _node_folders(home):
         state = folder.read_state()
         for run in sorted(folder.runs.iterdir()) if folder.runs.is_dir() else []:
-            if state.get(run.name, {}).get("phase") in ("executed", "failed", "rejected"):
+            entry = state.get(run.name, {})
+            # a sealed result the hub has not taken yet (its outbox) stays until it has
+            if entry.get("phase") in ("executed", "failed", "rejected") and not entry.get("outbox"):
                 shutil.rmtree(run, ignore_errors=True)
                 runs += 1
     return {**done, "runs": runs, "freed": max(0, before - hub_gc.disk_usage(home))}

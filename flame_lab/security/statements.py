@@ -116,6 +116,11 @@ def _open(
     return Opened(text, True, (session, seq))
 
 
+def unsigned_text(text: str) -> str:
+    """A comment or log line without its signature tag (for quoting it in another's words)."""
+    return _TAG.sub("", text)
+
+
 def open_log(
     message: str | None,
     *,

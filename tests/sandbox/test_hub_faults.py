@@ -9,18 +9,22 @@ happened), a new analysis completes, and no process of a run outlives its agent'
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import flame_lab as fl
-from flame_lab.errors import AnalysisFailed
+from flame_lab.errors import AnalysisFailed, FlameLabError
 from flame_lab.sandbox import daemon
 from flame_lab.sandbox.hub import faults
 from flame_lab.sandbox.hub.store import Store
@@ -32,6 +36,7 @@ from tests.sandbox.test_recovery import (
     agent_state,
     draft,
     folder,
+    hub_pid,
     lab,
     wait_for,
 )
@@ -200,3 +205,207 @@ def test_a_result_sealed_while_the_hub_was_away_is_uploaded_when_it_is_back(
     assert any("uploaded the sealed result late" in m for m in lines), lines
     no_run_processes(lab)
     finish_one()
+
+
+# -- several kills with nine analyses in flight ------------------------------------------------
+FINAL = ("executed", "failed", "rejected", "cancelled")
+
+
+def stage_of(status: fl.AnalysisStatus) -> str:
+    """Where an analysis stands, in the words this test reports."""
+    if status.done:
+        return status.overall
+    data = next(n for n in status.nodes if n.name == "uk-aachen")
+    if data.approval is None:
+        return "awaiting approval"
+    if any(n.execution in ("started", "executing") for n in status.nodes):
+        return "running"
+    return status.overall  # pending (being built), approved, running (distributed)
+
+
+def look(runs: dict[str, fl.Analysis]) -> dict[str, str]:
+    """Every analysis's stage; looking also does the researcher's steps (build, distribute)."""
+    stages = {}
+    for label, run in runs.items():
+        try:
+            stages[label] = stage_of(run.status())
+        except FlameLabError:  # the hub is down or restarting
+            stages[label] = "?"
+    return stages
+
+
+def awaiting_admin(run: fl.Analysis) -> bool:
+    return any("waiting for the node admin" in ln.message for ln in run.logs(node="uk-aachen"))
+
+
+def test_repeated_hub_kills_with_nine_analyses_in_flight(lab: Path) -> None:
+    """Three SIGKILLs of the hub, each at an observed moment, with nine analyses at mixed
+    stages (running, awaiting the node admin, approved, failing by themselves, rejected)."""
+    from flame_lab.privacy import dump_policy, load_policy
+    from flame_lab.sandbox.admin import decide
+
+    home = lab / "sandbox"
+    daemon.up(home, nodes=2)
+    policy = folder(lab, "uk-aachen").policy
+    dump_policy(replace(load_policy(policy), approval="manual"), policy)  # held until decided
+    fed = fl.connect()
+
+    def submit(name: str, **change: str) -> fl.Analysis:
+        run = fed.submit(draft(name, **change))
+        wait_for(lambda: awaiting_admin(run), f"uk-aachen to ask its admin about {run.id}")
+        return run
+
+    def approve(run: fl.Analysis, yes: bool = True) -> None:
+        decide(run.id, "uk-aachen", approve=yes, home=home)
+
+    finished = submit(MEAN_AGE.name)  # acknowledged and done before any kill
+    approve(finished)
+    assert finished.wait(timeout=PATIENCE).overall == "executed"
+    expected = finished.result()
+    # the data node holds each of these runs a while (a count of 100: above min_records)
+    hold = {"time.sleep(120)": "time.sleep(15)", "return 1": "return 100"}
+    runs = {f"slow-{i}": submit("slow.py", **hold) for i in range(1, 5)}
+    runs |= {f"waits-{i}": submit(MEAN_AGE.name) for i in range(1, 3)}
+    runs["late"] = submit("slow.py", **hold)
+    runs["broken"] = submit("broken.py")
+    runs["rejected"] = submit(MEAN_AGE.name)
+    for label in ("slow-1", "slow-2", "slow-3", "slow-4", "broken"):
+        approve(runs[label])
+    seen: list[dict[str, str]] = []
+
+    def kill_and_restart() -> float:
+        pid = hub_pid(lab)
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not daemon.status(home)["running"], "the killed hub to be gone")
+        started = time.monotonic()
+        restart(home)
+        return time.monotonic() - started
+
+    # kill 1: four runs under way at the data node, the rest waiting for its admin
+    seen.append(
+        wait_for(
+            lambda: (
+                (s := look(runs)) and [s[f"slow-{i}"] for i in range(1, 5)] == ["running"] * 4 and s
+            ),
+            "four runs under way",
+        )
+    )
+    restarts = [kill_and_restart()]
+    # kill 2: just after the admin approved three more (their approval reached the hub)
+    for label in ("waits-1", "waits-2", "late"):
+        approve(runs[label])
+    seen.append(
+        wait_for(
+            lambda: (
+                (s := look(runs))
+                and all(
+                    s[k] not in ("?", "awaiting approval") for k in ("waits-1", "waits-2", "late")
+                )
+                and s
+            ),
+            "the approvals to reach the hub",
+        )
+    )
+    restarts.append(kill_and_restart())
+    # kill 3: just after the admin rejected one
+    approve(runs["rejected"], yes=False)
+    seen.append(
+        wait_for(lambda: (s := look(runs)) and s["rejected"] == "rejected" and s, "the rejection")
+    )
+    restarts.append(kill_and_restart())
+    back = time.monotonic()
+    final = wait_for(
+        lambda: (s := look(runs)) and all(v in FINAL for v in s.values()) and s,
+        "every analysis to end",
+    )
+    recovery = time.monotonic() - back
+    counts = {state: sorted(k for k, v in final.items() if v == state) for state in FINAL}
+    print(f"\nstages at the kills: {seen}\nup took {restarts}; all final {recovery:.1f} s after")
+    print(f"final: { {k: len(v) for k, v in counts.items()} }")
+    assert len({stage for stages in seen for stage in stages.values()}) >= 3  # mixed stages
+    assert counts["rejected"] == ["rejected"]
+    assert counts["failed"] == ["broken"]  # its own bug, nothing the kills did
+    reason = runs["broken"].status().failure
+    assert reason is not None and reason[0] == "uk-aachen" and "KeyError" in reason[1]
+    assert len(counts["executed"]) == 7
+    for label in counts["executed"]:
+        value = runs[label].result()
+        assert value == (100 if label.startswith(("slow", "late")) else expected), label
+    assert finished.result() == expected  # nothing acknowledged was lost
+    no_run_processes(lab)
+    again = submit(MEAN_AGE.name)  # a new analysis completes
+    approve(again)
+    assert again.wait(timeout=PATIENCE).overall == "executed"
+    assert again.result() == expected
+
+
+# -- the hub's disk fills during a run -----------------------------------------------------------
+@pytest.fixture
+def hub_disk(lab: Path) -> Iterator[Path]:
+    """The sandbox with its hub on a 16 MiB tmpfs of its own, and the node folders on the
+    machine's disk (bind-mounted): a hub and its hospitals do not share a disk. Needs root,
+    as the confinement tests do."""
+    home = lab / "sandbox"
+    home.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(home)], check=True)
+    (home / "nodes").mkdir()
+    (lab / "node-disk").mkdir()
+    subprocess.run(["mount", "--bind", str(lab / "node-disk"), str(home / "nodes")], check=True)
+    try:
+        yield home
+    finally:
+        daemon.down(home)
+        subprocess.run(["umount", "-l", str(home / "nodes")], check=False)
+        subprocess.run(["umount", "-l", str(home)], check=False)
+
+
+def fill(folder: Path) -> Path:
+    """Write until the file system has no page left; the filler file, to delete for room."""
+    filler = folder / "filler"
+    with open(filler, "wb", buffering=0) as fh:
+        for size in (1 << 16, 1 << 12, 1):  # down to the last byte of the last page
+            try:
+                while True:
+                    fh.write(b"\0" * size)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC
+    return filler
+
+
+def test_the_hub_disk_filling_during_a_run_fails_it_by_name_and_loses_nothing(
+    lab: Path, hub_disk: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    point = "upload:RESULT:receiving@2"  # the second analysis's result, as it arrives
+    monkeypatch.setenv(faults.FAULT_VAR, point)
+    home = hub_disk
+    daemon.up(home, nodes=2)
+    before = finish_one()  # acknowledged and done
+    expected = before.result()
+    run = fl.connect().submit(draft(MEAN_AGE.name))
+    waiting = Waiting(run)
+    marker = home / faults.FOLDER / "upload-RESULT-receiving"
+    wait_for(marker.exists, "the aggregator's result upload to arrive")
+    filler = fill(home)  # the hub's disk fills while the aggregator uploads the result
+    marker.unlink()  # the hub goes on, on a full disk
+    failed = wait_for(
+        lambda: agent_state(lab, "aggregator", run.id).get("reason"),
+        "the aggregator to end its run",
+    )
+    assert failed.startswith("aggregator: ") and "disk is full" in failed, failed
+    assert list((home / "blobs").glob(".incoming-*")) == []  # nothing half-written
+    assert not agent_state(lab, "aggregator", run.id).get("outbox")
+    # the documented way out: room again, `flame-lab sandbox gc`, `flame-lab sandbox up`
+    filler.unlink()
+    assert cli("gc", "--home", str(home)) == 0
+    restart(home)
+    outcome = waiting.result()
+    if not isinstance(outcome, AnalysisFailed):  # wait() gave up first, or saw it end
+        with pytest.raises(AnalysisFailed) as caught:
+            run.wait(timeout=PATIENCE)
+        outcome = caught.value
+    assert "aggregator" in str(outcome) and "disk is full" in str(outcome), str(outcome)
+    assert run.status().failure[0] == "aggregator"
+    assert result_files(home, run.id) == []  # no result, not a partial one
+    assert before.result() == expected  # nothing acknowledged was lost
+    no_run_processes(lab)
+    finish_one(expected["n"])

@@ -3,8 +3,10 @@
 ``FLAME_LAB_HUB_FAULT`` lists points (comma-separated), e.g. ``upload:RESULT:stored``, each
 optionally ``@N``: the Nth time this hub process passes it (default the first). When the
 hub reaches one, it writes ``<home>/faults/<point>`` (its pid) and stops answering anyone (the
-IO loop is held) until it is killed. Each point fires once per sandbox: the file stays, so the
-restarted hub passes it. Unset, this costs one dictionary lookup. The points:
+IO loop is held) until it is killed, or until the test deletes that file (to change the world
+meanwhile, e.g. fill the disk, then let the hub go on). A point whose file is there is passed:
+a hub restarted after a kill does not stop again. Unset, this costs a dictionary lookup. The
+points:
 
 - ``upload:<TYPE>:receiving``: part of an upload's body arrived (TYPE: CODE, RESULT, TEMP);
 - ``upload:<TYPE>:stored``: the upload's blobs are on disk, its rows are not written;
@@ -51,6 +53,7 @@ def reach(point: str, home: Path) -> None:
     tmp = marker.with_suffix(".tmp")
     tmp.write_text(str(os.getpid()))
     os.replace(tmp, marker)
-    log.warning("fault point %s reached (%s): the hub stops here until killed", point, FAULT_VAR)
-    while True:  # the IO loop is held: nothing answers, as a hub that hangs or is killed now
-        time.sleep(3600)
+    log.warning("fault point %s reached (%s): the hub holds here", point, FAULT_VAR)
+    while marker.exists():  # the IO loop is held: nothing answers, as a hub that hangs
+        time.sleep(0.05)
+    log.warning("fault point %s released", point)

@@ -460,7 +460,8 @@ class NodeAgent:
             self._fail(
                 link,
                 f"node {self.name} restarted while the analysis was running (its agent had "
-                "stopped); the run was not resumed",
+                "stopped, and the run's processes with it); not re-run, as a node runs each "
+                "submission once",
             )
             return
         if link.execution_status is not None:
@@ -644,8 +645,9 @@ class NodeAgent:
         analysis_id = str(link.analysis_id)
         try:
             self._run(link, analysis, run)
-        except FlameLabError as exc:
-            self._fail(link, exc.message)
+        except FlameLabError as exc:  # the reason names this node and what happened
+            named = exc.message.startswith((f"{self.name}:", f"node {self.name} "))
+            self._fail(link, exc.message if named else f"{self.name}: {exc.message}")
         except Exception as exc:  # the node must report, not die silently
             log.exception("%s: analysis %s crashed the agent's run", self.name, analysis_id)
             self._fail(link, f"the node failed internally ({type(exc).__name__})")
@@ -673,7 +675,11 @@ class NodeAgent:
         analysis_id = str(link.analysis_id)
         link_id = str(link.id)
         self._update(link_id, execution_status="started", execution_progress=0)
-        signed = self.fetch_bundle(analysis_id, analysis.build_hash)
+        # reads before the run: ridden through a hub restart (FLAME_LAB_HUB_OUTAGE), not fatal
+        signed = self._patiently(
+            f"download the code of analysis {analysis_id}",
+            lambda: self.fetch_bundle(analysis_id, analysis.build_hash),
+        )
         links = self._patiently(
             f"list the nodes of analysis {analysis_id}",
             lambda: every(self.core.find_analysis_nodes, filter={"analysis_id": analysis_id}),
@@ -681,7 +687,7 @@ class NodeAgent:
         manifest = self.check(signed, analysis, links)
         self.ledger.require_approved(signed.bundle_hash)
         participants = tuple(str(x.node_id) for x in links)
-        self.check_peers(participants)
+        self._patiently("check the peers' keys", lambda: self.check_peers(participants))
         self.ledger.claim_run(manifest.run_nonce, analysis_id, signed.bundle_hash)
         folder = self.folder.runs / analysis_id
         shutil.rmtree(folder, ignore_errors=True)
@@ -829,7 +835,8 @@ class NodeAgent:
                     continue
                 name = nodes[other_id].name if other_id in nodes else other_id
                 if other.execution_status == "failed":
-                    reason = f"node {name} failed: {other.comment or 'no reason given'}"
+                    said = statements.unsigned_text(other.comment or "") or "no reason given"
+                    reason = f"node {name} failed: {said}"
                 elif other.execution_status in ("started", "executing") and not (
                     other_id in nodes and nodes[other_id].online
                 ):
