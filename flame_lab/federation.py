@@ -929,7 +929,7 @@ class Federation:
         prefix of its id will do. An interrupted submission is resumed first."""
         record = self.store.load(self.resolve_id(analysis_id))
         if record.pending and record.hub == self.hub_id and not writer_alive(record.writer):
-            self.resume(record.analysis_id)
+            self.resume(record.analysis_id, patient=False)  # a look: fed.resume(ID) waits
             record = self.store.load(record.analysis_id)
         if record.hub != self.hub_id:
             raise NotFound(
