@@ -386,7 +386,10 @@ class FederationManager:
         self._known(analysis_id)
 
         def lines(fed: Federation) -> list[dict[str, Any]]:
-            found = fed.attach(analysis_id).logs(node=node or None, level=level or None)
+            # one look (the panel asks again): a worker thread is not held through an outage
+            found = fed.attach(analysis_id).logs(
+                node=node or None, level=level or None, patient=False
+            )
             return [wire.log_line(line) for line in found]
 
         return {"logs": self._with_federation(lines)}
