@@ -127,3 +127,69 @@ def test_limits_come_from_the_environment_and_bad_values_say_so(monkeypatch):
         monkeypatch.setenv(REQUEST_TIMEOUT_VAR, bad)
         with pytest.raises(FlameLabError, match="FLAME_LAB_HUB_TIMEOUT"):
             request_timeout()
+
+
+# -- riding out an outage on an injected clock, without repeating what may have been done ------
+class _Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def now(self) -> float:
+        return self.t
+
+    def monotonic(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.t += seconds
+
+
+def test_the_outage_error_names_the_step_the_time_away_and_the_limit():
+    clock = _Clock()
+    call, calls = _flaky(10**6, httpx.ConnectError("refused"))
+    limit = Patience(HUB_OUTAGE_VAR, 120.0)
+    with pytest.raises(HubOutage) as raised:
+        patiently("submit: create the analysis", call, limit, clock=clock, hint="do this")
+    message = raised.value.message
+    assert "while trying to submit: create the analysis" in message
+    assert f"unreachable for {clock.t:.0f} s" in message and 115 <= clock.t <= 120
+    assert f"limit {HUB_OUTAGE_VAR}=120 s" in message and f"{len(calls)} tries" in message
+    assert raised.value.hint == "do this" and raised.value.waited == clock.t
+
+
+def test_a_try_that_may_have_reached_the_hub_is_reconciled_before_it_is_repeated():
+    made, looked = [], []
+
+    def create():
+        made.append(1)
+        if len(made) == 1:
+            raise httpx.ReadTimeout("the answer was lost")  # done at the hub, unknown here
+        return "second"
+
+    def reconcile():
+        looked.append(1)
+        return "first" if made else None
+
+    assert patiently("create", create, QUICK, clock=_Clock(), reconcile=reconcile) == "first"
+    assert len(made) == 1 and len(looked) == 1
+
+
+def test_a_refused_connection_is_simply_tried_again():
+    looked = []
+    call, calls = _flaky(2, httpx.ConnectError("refused"))  # nothing reached the hub
+    result = patiently("create", call, QUICK, clock=_Clock(), reconcile=lambda: looked.append(1))
+    assert result == "answer" and len(calls) == 3 and looked == []
+
+
+def test_maybe_done_tells_a_refused_connection_from_a_lost_answer():
+    from flame_lab.hubclient import hub_errors
+
+    for error, maybe in (
+        (httpx.ConnectError("refused"), False),
+        (httpx.ConnectTimeout("no connection"), False),
+        (httpx.ReadTimeout("no answer"), True),
+        (httpx.RemoteProtocolError("hung up"), True),
+    ):
+        with pytest.raises(HubUnreachable) as raised, hub_errors("create"):
+            raise error
+        assert raised.value.maybe_done is maybe, error
