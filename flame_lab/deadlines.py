@@ -32,6 +32,9 @@ IN_PROGRESS = ("starting", "started", "executing")
 # the code and its admin decides (FLAME_LAB_APPROVAL_WAIT applies, not FLAME_LAB_NODE_SILENCE)
 REVIEW_LOG_INTERVAL = 60.0
 REVIEW, START, RUN = "review", "start", "run"
+# every data node approved: the researcher's commands and the hub build and distribute it
+DISTRIBUTE = "distribute"
+HUB = "hub"  # the watch entry of the hub's part (build and distribution states)
 
 
 def _seconds(variable: str, default: float) -> float:
@@ -149,8 +152,8 @@ def quiet_since(entry: dict[str, Any]) -> float:
 def rank(entry: dict[str, Any], name: str) -> tuple[int, str]:
     """Order nodes by how early in the analysis their wait is: a node that never reviewed or
     started is why the others (a waiting aggregator) wait, so it is named first."""
-    order = {REVIEW: 0, START: 1, RUN: 2}
-    return order.get(entry.get("phase", ""), 3), name
+    order = {REVIEW: 0, DISTRIBUTE: 1, START: 2, RUN: 3}
+    return order.get(entry.get("phase", ""), 4), name
 
 
 def overdue(entry: dict[str, Any], name: str, now: float, limits: Limits) -> str | None:
@@ -169,6 +172,13 @@ def overdue(entry: dict[str, Any], name: str, now: float, limits: Limits) -> str
     silent = now - quiet_since(entry)
     if silent < limits.silence:
         return None
+    if phase == DISTRIBUTE:
+        return (
+            "the hub did not build and distribute the analysis after every data node approved: "
+            f"its build and distribution states did not move for {duration(silent)} "
+            f"(limit {NODE_SILENCE_VAR}={limits.silence:g} s); the analysis was cancelled at "
+            "the hub"
+        )
     doing = {
         REVIEW: f"{name} did not take up the analysis for review",
         START: f"{name} did not start the analysis",

@@ -1038,7 +1038,8 @@ class Analysis:
         )
         overall, failure = overall_status(nodes, distribution, cancelled)
         if analysis is not None and overall not in TERMINAL:
-            nodes, given_up = self._watch(nodes, distribution == "executed")
+            hub = (build, distribution) if advance else None  # only a look that drives it
+            nodes, given_up = self._watch(nodes, distribution == "executed", hub)
             if given_up:
                 return self._given_up()
         if advance and analysis is not None and overall not in TERMINAL:
@@ -1123,10 +1124,15 @@ class Analysis:
         self.record = stored
 
     def _watch(
-        self, nodes: tuple[NodeState, ...], distributed: bool
+        self,
+        nodes: tuple[NodeState, ...],
+        distributed: bool,
+        hub: tuple[str | None, str | None] | None = None,
     ) -> tuple[tuple[NodeState, ...], bool]:
         """Note what each node said since the last look; give up (True) on a node silent past
-        its limit. Only statements the node signed count as hearing from it."""
+        its limit. Only statements the node signed count as hearing from it. ``hub``: the
+        build and distribution states, from a look that sends the researcher's commands: once
+        every data node approved, the wait is for the hub, and it is bounded the same way."""
         limits = deadlines.Limits.from_env()
         now = self.federation.clock.now()
         record = self.record
@@ -1151,8 +1157,24 @@ class Analysis:
                     entry["logsAt"] = now
                     changed |= self._heard_in_logs(node, entry, now)
         given_up = None
+        if hub is not None:
+            entry = record.watch.setdefault(deadlines.HUB, {})
+            defaults = [n for n in nodes if n.type == "default"]
+            on_hub = (
+                not distributed
+                and bool(defaults)
+                and all(deadlines.phase_of(n, distributed) != deadlines.REVIEW for n in defaults)
+            )
+            phase = deadlines.DISTRIBUTE if on_hub else ""
+            changed |= deadlines.observe(entry, now, phase, mark=f"{hub[0]}|{hub[1]}")
+            why = deadlines.overdue(entry, "the hub", now, limits)
+            if why is not None:
+                hub_node = NodeState("", "hub", "hub", None, None, 0, None)
+                given_up = (hub_node, why)
         # the first in the analysis's order (review, start, run) is the cause: the others wait
         for node in sorted(nodes, key=lambda n: deadlines.rank(record.watch[n.node_id], n.name)):
+            if given_up is not None:
+                break
             entry = record.watch[node.node_id]
             if deadlines.overdue(entry, node.name, now, limits) is None:
                 continue

@@ -387,3 +387,33 @@ def test_a_look_does_not_overwrite_what_another_handle_saved(setup):
     stored = fed.store.load(run.id)
     assert stored.result_hashes == ["opened elsewhere"]
     assert stored.watch["id-uk-koeln"]["phase"] == "run"
+
+
+def test_a_hub_that_never_builds_or_distributes_is_not_waited_for_ever(setup):
+    fed, core, run, nodes = setup
+    nodes.say("uk-aachen", "approved")
+    nodes.say("uk-koeln", "approved")  # every data node approved; the fake hub never builds
+    assert run.status(advance=False).overall == "approved"
+    fed.clock.advance(3 * HOUR)
+    assert run.status(advance=False).overall == "approved"  # a look that drives nothing
+    assert watch(run, HOUR - 60).overall == "approved"
+    final = watch(run, 61)
+    assert final.overall == "failed" and final.failure[0] == "hub"
+    assert final.failure[1].startswith("the hub did not build and distribute the analysis")
+    assert "failed at hub: the hub did not build" in final.to_text()
+    assert run.id not in core.analyses
+
+
+def test_a_hub_that_builds_slowly_but_moves_is_waited_for(setup):
+    _fed, core, run, nodes = setup
+    nodes.say("uk-aachen", "approved")
+    nodes.say("uk-koeln", "approved")
+    analysis = core.analyses[run.id]
+    for state in ("starting", "started", "executing"):
+        analysis.build_status = state
+        assert watch(run, HOUR - 60).overall == "approved"
+    analysis.build_status = "executed"
+    analysis.distribution_status = "executed"
+    nodes.say("uk-aachen", "approved", "started")
+    nodes.say("uk-koeln", "approved", "started")
+    assert run.status().overall == "running"
