@@ -38,6 +38,7 @@ from tests.sandbox.test_recovery import (
     folder,
     hub_pid,
     lab,
+    log_has,
     wait_for,
 )
 
@@ -407,5 +408,51 @@ def test_the_hub_disk_filling_during_a_run_fails_it_by_name_and_loses_nothing(
     assert run.status().failure[0] == "aggregator"
     assert result_files(home, run.id) == []  # no result, not a partial one
     assert before.result() == expected  # nothing acknowledged was lost
+    no_run_processes(lab)
+    finish_one(expected["n"])
+
+
+@pytest.fixture
+def node_disk(lab: Path) -> Iterator[Path]:
+    """The node folders (state files, ledgers, run folders, logs) on a 16 MiB tmpfs."""
+    nodes = lab / "sandbox" / "nodes"
+    nodes.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(nodes)], check=True)
+    try:
+        yield nodes
+    finally:
+        daemon.down(lab / "sandbox")
+        subprocess.run(["umount", "-l", str(nodes)], check=False)
+
+
+def test_a_node_whose_own_disk_fills_during_a_run_keeps_serving(
+    lab: Path, node_disk: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The aggregator cannot write its state file (nor its log) after sealing: it still tells
+    the hub, the analysis ends executed, the agent lives on and writes its state once it can."""
+    point = "upload:RESULT:receiving@2"
+    monkeypatch.setenv(faults.FAULT_VAR, point)
+    home = lab / "sandbox"
+    daemon.up(home, nodes=2)
+    before = finish_one()
+    expected = before.result()
+    agents = {node: daemon.agent_pid(folder(lab, node)) for node in NODES}
+    run = fl.connect().submit(draft(MEAN_AGE.name))
+    waiting = Waiting(run)
+    marker = home / faults.FOLDER / "upload-RESULT-receiving"
+    wait_for(marker.exists, "the aggregator's result upload to arrive")
+    filler = fill(node_disk)  # the nodes' disk fills while the aggregator uploads its result
+    marker.unlink()
+    status = waiting.result()
+    assert getattr(status, "overall", status) == "executed"
+    assert run.result() == expected
+    assert agent_state(lab, "aggregator", run.id).get("phase") != "executed"  # not written
+    assert {node: daemon.agent_pid(folder(lab, node)) for node in NODES} == agents
+    filler.unlink()  # room again: the state file catches up at the agent's next look
+    wait_for(
+        lambda: agent_state(lab, "aggregator", run.id).get("phase") == "executed",
+        "the aggregator's state file to catch up",
+    )
+    assert log_has(lab, "aggregator", "its state file is written again")
     no_run_processes(lab)
     finish_one(expected["n"])

@@ -11,11 +11,13 @@ recipients. The hub's approvalStatus is a report of the ledger, never a reason t
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import logging
 import os
 import shutil
+import sqlite3
 import tarfile
 import threading
 import time
@@ -163,6 +165,7 @@ class NodeAgent:
         self._lock = threading.Lock()
         self._nodes: dict[str, Any] = {}
         self._data: NodeData | None = None
+        self.disk_problem = ""  # why the state file could not be written last ("" if it was)
         self.refresh_nodes()
         self.type = self._nodes[self.node_id].type
 
@@ -275,8 +278,29 @@ class NodeAgent:
             entry = self.state.setdefault(analysis_id, {})
             entry.update(changes)
             if self.keep_state:
-                self.folder.write_state(self.state)
+                self._write_state()
             return dict(entry)
+
+    def _write_state(self) -> None:
+        """The state file. This node's own disk full (or failing) is no reason to stop serving:
+        the state stays in memory, the hub is still told, and the file is written again at
+        the next change or look. Logged once per problem."""
+        try:
+            self.folder.write_state(self.state)
+        except OSError as exc:
+            problem = exc.strerror or str(exc)
+            if problem != self.disk_problem:
+                log.error(
+                    "%s: cannot write its state file %s (%s); kept in memory until it can",
+                    self.name,
+                    self.folder.state,
+                    problem,
+                )
+            self.disk_problem = problem
+            return
+        if self.disk_problem:
+            log.info("%s: its state file is written again", self.name)
+        self.disk_problem = ""
 
     def node_log(self, analysis_id: str, level: str, message: str) -> None:
         try:
@@ -364,6 +388,15 @@ class NodeAgent:
                     log.warning("%s: %s (retrying with backoff)", self.name, exc.message)
                 stop.wait(outage.delay())
                 continue
+            except (OSError, sqlite3.Error) as exc:  # its own disk: keep serving, look again
+                log.error(
+                    "%s: %s (looking again in %g s)",
+                    self.name,
+                    _disk_failure(exc),
+                    BACKOFF_MAX_SECONDS,
+                )
+                stop.wait(BACKOFF_MAX_SECONDS)
+                continue
             if outage.failures:
                 log.info("%s: the hub answers again after %.0f s", self.name, outage.end())
             stop.wait(max(0.0, ticked + MIN_TICK_SECONDS - time.monotonic()))
@@ -401,6 +434,9 @@ class NodeAgent:
     def tick(self) -> None:
         """One look at the hub: every analysis this node takes part in gets its next step."""
         self.reload_policy()
+        if self.disk_problem and self.keep_state:
+            with self._lock:
+                self._write_state()
         if not self.described:
             self.publish_description()
         with hub_errors("list this node's analyses"):
@@ -416,6 +452,8 @@ class NodeAgent:
                 self.step(link)
             except FlameLabError as exc:
                 log.warning("%s: analysis %s: %s", self.name, analysis_id, exc.message)
+            except (OSError, sqlite3.Error) as exc:  # this node's own disk: the next look retries
+                log.error("%s: analysis %s: %s", self.name, analysis_id, _disk_failure(exc))
         for analysis_id, run in list(self.runs.items()):
             if analysis_id not in present and not run.stop.is_set():
                 run.reason = "the analysis was cancelled (it is gone from the hub)"
@@ -645,9 +683,11 @@ class NodeAgent:
         analysis_id = str(link.analysis_id)
         try:
             self._run(link, analysis, run)
-        except FlameLabError as exc:  # the reason names this node and what happened
-            named = exc.message.startswith((f"{self.name}:", f"node {self.name} "))
-            self._fail(link, exc.message if named else f"{self.name}: {exc.message}")
+        except FlameLabError as exc:  # the hub shows it as this node's reason
+            self._fail(link, exc.message)
+        except (OSError, sqlite3.Error) as exc:
+            log.exception("%s: analysis %s: its own disk failed", self.name, analysis_id)
+            self._fail(link, _disk_failure(exc))
         except Exception as exc:  # the node must report, not die silently
             log.exception("%s: analysis %s crashed the agent's run", self.name, analysis_id)
             self._fail(link, f"the node failed internally ({type(exc).__name__})")
@@ -888,7 +928,11 @@ class NodeAgent:
                         "content_type": "application/octet-stream",
                     }
                 )
-            self._keep_result(analysis_id, files)
+            try:
+                self._keep_result(analysis_id, files)
+            except OSError as exc:  # no safety net on a full disk; the upload may still work
+                log.error("%s: cannot keep the sealed result: %s", self.name, _disk_failure(exc))
+                self._drop_kept_result(analysis_id)
             try:
                 self._upload_result(analysis_id, files, self._patiently)
             except HubUnreachable as exc:
@@ -991,6 +1035,15 @@ class NodeAgent:
             f"{self.name}: uploaded the sealed result late ({len(files)} file(s)); the hub "
             "could not take it when it was sealed",
         )
+
+
+def _disk_failure(exc: BaseException) -> str:
+    """What a failed write to the node's own disk says, e.g. "the node's own disk is full"."""
+    detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    full = (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)) or (
+        isinstance(exc, sqlite3.Error) and "full" in detail.lower()
+    )
+    return f"the node's own disk is {'full' if full else 'failing'} ({detail})"
 
 
 def _read_tar(data: bytes) -> dict[str, bytes]:
