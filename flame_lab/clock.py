@@ -6,8 +6,11 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Protocol
+
+from flame_lab.errors import FlameLabError
 
 
 class Clock(Protocol):
@@ -35,3 +38,18 @@ class SystemClock:
 
 
 SYSTEM = SystemClock()
+
+
+def seconds_from_env(variable: str, default: float) -> float:
+    """A limit in seconds from the environment: operators and tests lengthen or shorten it."""
+    text = os.environ.get(variable, "").strip()
+    try:
+        value = float(text) if text else default
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise FlameLabError(
+            f"{variable}={text!r} is not a positive number of seconds",
+            hint=f"e.g. {variable}={default:g}",
+        )
+    return value

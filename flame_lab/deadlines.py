@@ -13,11 +13,10 @@ kernels and processes, and the verdict, once given, is kept there too.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from typing import Any
 
-from flame_lab.errors import FlameLabError
+from flame_lab.clock import seconds_from_env
 
 NODE_SILENCE_VAR = "FLAME_LAB_NODE_SILENCE"
 APPROVAL_WAIT_VAR = "FLAME_LAB_APPROVAL_WAIT"
@@ -37,20 +36,6 @@ DISTRIBUTE = "distribute"
 HUB = "hub"  # the watch entry of the hub's part (build and distribution states)
 
 
-def _seconds(variable: str, default: float) -> float:
-    text = os.environ.get(variable, "").strip()
-    try:
-        value = float(text) if text else default
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise FlameLabError(
-            f"{variable}={text!r} is not a positive number of seconds",
-            hint=f"e.g. {variable}={default:g}",
-        )
-    return value
-
-
 @dataclass(frozen=True)
 class Limits:
     """The bounds in seconds; ``grace``: what a node gets at least once the hub answers again
@@ -65,8 +50,8 @@ class Limits:
         from flame_lab.hubclient import hub_outage
 
         return cls(
-            _seconds(NODE_SILENCE_VAR, DEFAULT_NODE_SILENCE),
-            _seconds(APPROVAL_WAIT_VAR, DEFAULT_APPROVAL_WAIT),
+            seconds_from_env(NODE_SILENCE_VAR, DEFAULT_NODE_SILENCE),
+            seconds_from_env(APPROVAL_WAIT_VAR, DEFAULT_APPROVAL_WAIT),
             hub_outage().limit,
         )
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,9 +22,8 @@ with warnings.catch_warnings():  # flame_hub turns on every DeprecationWarning p
     from flame_hub import CoreClient, HubAPIError, StorageClient
     from flame_hub.auth import ClientAuth, PasswordAuth, StaticAuth
 
-from flame_lab.clock import SYSTEM, Clock
+from flame_lab.clock import SYSTEM, Clock, seconds_from_env
 from flame_lab.errors import (
-    FlameLabError,
     HubAuthError,
     HubError,
     HubStorageFull,
@@ -46,24 +44,9 @@ DEFAULT_REQUEST_TIMEOUT = 30.0
 DEFAULT_HUB_OUTAGE = 120.0
 
 
-def _seconds(variable: str, default: float) -> float:
-    """A limit in seconds from the environment (tests and operators shorten or lengthen it)."""
-    text = os.environ.get(variable, "").strip()
-    try:
-        value = float(text) if text else default
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise FlameLabError(
-            f"{variable}={text!r} is not a positive number of seconds",
-            hint=f"e.g. {variable}={default:g}",
-        )
-    return value
-
-
 def request_timeout() -> float:
     """FLAME_LAB_HUB_TIMEOUT (default 30 s): the longest one request waits for an answer."""
-    return _seconds(REQUEST_TIMEOUT_VAR, DEFAULT_REQUEST_TIMEOUT)
+    return seconds_from_env(REQUEST_TIMEOUT_VAR, DEFAULT_REQUEST_TIMEOUT)
 
 
 @dataclass(frozen=True)
@@ -82,7 +65,7 @@ class Patience:
 
 def hub_outage() -> Patience:
     """The patience of a node's calls during a run (FLAME_LAB_HUB_OUTAGE, default 120 s)."""
-    return Patience(HUB_OUTAGE_VAR, _seconds(HUB_OUTAGE_VAR, DEFAULT_HUB_OUTAGE))
+    return Patience(HUB_OUTAGE_VAR, seconds_from_env(HUB_OUTAGE_VAR, DEFAULT_HUB_OUTAGE))
 
 
 class HubOutage(HubUnreachable):
