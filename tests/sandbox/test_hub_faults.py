@@ -29,6 +29,7 @@ from flame_lab.sandbox import daemon
 from flame_lab.sandbox.hub import faults
 from flame_lab.sandbox.hub.store import Store
 from flame_lab.sandbox.node import watchdog
+from tests.sandbox.test_agent_kill import _started
 from tests.sandbox.test_daemon import cli
 from tests.sandbox.test_recovery import (
     MEAN_AGE,
@@ -456,3 +457,44 @@ def test_a_node_whose_own_disk_fills_during_a_run_keeps_serving(
     assert log_has(lab, "aggregator", "its state file is written again")
     no_run_processes(lab)
     finish_one(expected["n"])
+
+
+def test_an_agent_killed_mid_result_upload_fails_the_run_by_name_and_never_reruns_it(
+    lab: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The aggregator's agent dies (SIGKILL) while the hub receives its sealed result: after
+    `up` its run is failed naming the node and the restart (not re-run: a node runs a nonce
+    once), its kept result is dropped, and the run's processes died with the agent."""
+    from flame_lab.sandbox.node.ledger import Ledger
+
+    point = "upload:RESULT:receiving"
+    monkeypatch.setenv(faults.FAULT_VAR, point)
+    home = lab / "sandbox"
+    daemon.up(home, nodes=2)
+    run = fl.connect().submit(draft(MEAN_AGE.name))
+    waiting = Waiting(run)
+    marker = home / faults.FOLDER / "upload-RESULT-receiving"
+    wait_for(marker.exists, "the aggregator's result upload to arrive")
+    agent = daemon.agent_pid(folder(lab, "aggregator"))
+    assert agent is not None and agent_state(lab, "aggregator", run.id).get("outbox")
+    run_tree = {pid: _started(pid) for pid in watchdog.tree(agent) if pid != agent}
+    assert run_tree  # the analysis is still there, waiting for its upload's answer
+    os.kill(agent, signal.SIGKILL)
+    wait_for(
+        lambda: not [pid for pid, t in run_tree.items() if _started(pid) == t],
+        "the run's processes to die with their agent",
+    )
+    marker.unlink()  # the hub goes on: the upload's connection is gone
+    restart(home)
+    outcome = waiting.result()
+    assert isinstance(outcome, AnalysisFailed), outcome
+    assert "node aggregator restarted while the analysis was running" in str(outcome)
+    assert run.status().failure[0] == "aggregator"
+    # the body had arrived whole before the kill, so the hub may hold it: once, never a part
+    assert [f["path"] for f in result_files(home, run.id)] in ([], ["result-000.flres"])
+    state = agent_state(lab, "aggregator", run.id)
+    assert state["phase"] == "failed" and not state.get("outbox")
+    ledger = Ledger(folder(lab, "aggregator").ledger)
+    assert ledger.ran(run.record.run_nonce)  # claimed once, by the lost run, never again
+    no_run_processes(lab)
+    finish_one()
