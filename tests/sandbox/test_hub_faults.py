@@ -40,6 +40,7 @@ from tests.sandbox.test_recovery import (
     hub_pid,
     lab,
     log_has,
+    running_on,
     wait_for,
 )
 
@@ -496,5 +497,31 @@ def test_an_agent_killed_mid_result_upload_fails_the_run_by_name_and_never_rerun
     assert state["phase"] == "failed" and not state.get("outbox")
     ledger = Ledger(folder(lab, "aggregator").ledger)
     assert ledger.ran(run.record.run_nonce)  # claimed once, by the lost run, never again
+    no_run_processes(lab)
+    finish_one()
+
+
+def test_a_progress_report_the_hub_misses_neither_holds_nor_ends_the_run(
+    lab: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Progress is reported in one try: with the hub gone, uk-aachen's run goes on to its
+    message, and what ends it is named (the outage while sending), not the analysis's error."""
+    monkeypatch.setenv("FLAME_LAB_HUB_OUTAGE", "1")
+    home = lab / "sandbox"
+    daemon.up(home, nodes=2)
+    then = {"time.sleep(120)": "time.sleep(5); self.flame.set_progress(50)", "return 1": "return 9"}
+    run = fl.connect().submit(draft("slow.py", **then))
+    wait_for(lambda: running_on("uk-aachen", run), "uk-aachen to run the analysis")
+    os.kill(hub_pid(lab), signal.SIGKILL)  # while uk-aachen's analysis sleeps
+    reason = wait_for(
+        lambda: agent_state(lab, "uk-aachen", run.id).get("reason"), "uk-aachen to end its run"
+    )
+    assert log_has(lab, "uk-aachen", "progress 50% not reported")
+    assert reason.startswith("uk-aachen: ") and "FLAME_LAB_HUB_OUTAGE=1 s" in reason, reason
+    assert "send a message" in reason, reason
+    restart(home)
+    monkeypatch.delenv("FLAME_LAB_HUB_OUTAGE")
+    with pytest.raises(AnalysisFailed, match="FLAME_LAB_HUB_OUTAGE=1 s"):  # either node's
+        run.wait(timeout=PATIENCE)
     no_run_processes(lab)
     finish_one()

@@ -330,9 +330,9 @@ class NodeAgent:
                 "text": found.text,
             }
 
-    def _update(self, link_id: str, **fields: Any) -> None:
+    def _update(self, link_id: str, *, patient: bool = True, **fields: Any) -> None:
         """Report to the hub, the whole status signed in the comment; idempotent, so retried
-        through a hub outage (FLAME_LAB_HUB_OUTAGE)."""
+        through a hub outage (FLAME_LAB_HUB_OUTAGE) unless ``patient=False`` (one try)."""
         if link_id not in self._links:
             self._track(self._patiently("read this node's link", lambda: self._link(link_id)))
         with self._lock:
@@ -356,10 +356,20 @@ class NodeAgent:
                     str(known["text"] or ""),
                 ),
             }
-        self._patiently(
-            "update this node's analysis status",
-            lambda: self.core.update_analysis_node(link_id, **fields),
-        )
+        doing = "update this node's analysis status"
+        if not patient:
+            with hub_errors(doing, self.clients.endpoints.core_url):
+                self.core.update_analysis_node(link_id, **fields)
+            return
+        self._patiently(doing, lambda: self.core.update_analysis_node(link_id, **fields))
+
+    def _report_progress(self, link_id: str, progress: int) -> None:
+        """A run's progress, one try: an analysis is neither held through a hub outage for it
+        nor ended by one (the next report, at the latest the end's, carries it)."""
+        try:
+            self._update(link_id, patient=False, execution_progress=progress)
+        except FlameLabError as exc:
+            log.warning("%s: progress %d%% not reported: %s", self.name, progress, exc.message)
 
     def _link(self, link_id: str) -> Any:
         link = self.core.get_analysis_node(link_id)
@@ -769,7 +779,7 @@ class NodeAgent:
             transport,
             on_log=hooks.analysis_log.write,
             on_node_log=lambda level, text: self.node_log(analysis_id, level, text),
-            on_progress=lambda p: self._update(link_id, execution_progress=int(p)),
+            on_progress=lambda p: self._report_progress(link_id, int(p)),
             on_final=hooks.sealed(self._sealer(analysis_id, manifest, signed.bundle_hash, run)),
             on_refusal=hooks.refused,
             charge=hooks.charge,
