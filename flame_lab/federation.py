@@ -263,6 +263,13 @@ class LogLine:
         return asdict(self)
 
 
+def _own_reason(node: NodeState, default: str) -> str:
+    """The node's comment without its own name in front ("failed at X: X: ..." reads twice)."""
+    comment = node.comment or default
+    own = f"{node.name}: "
+    return comment[len(own) :] if comment.startswith(own) and len(comment) > len(own) else comment
+
+
 def overall_status(
     nodes: Sequence[NodeState], distribution: str | None, cancelled: bool
 ) -> tuple[str, tuple[str, str] | None]:
@@ -271,10 +278,10 @@ def overall_status(
         return "cancelled", None
     for node in nodes:
         if node.approval == "rejected":
-            return "rejected", (node.name, node.comment or "rejected by the node")
+            return "rejected", (node.name, _own_reason(node, "rejected by the node"))
     for node in nodes:
         if node.execution == "failed":
-            return "failed", (node.name, node.comment or "failed without a reason")
+            return "failed", (node.name, _own_reason(node, "failed without a reason"))
     # a node's claims of progress count only if it signed them (or nothing can be checked)
     if nodes and all(n.execution == "executed" and n.verified is not False for n in nodes):
         return "executed", None

@@ -87,6 +87,15 @@ def test_a_failed_node_fails_the_analysis_with_its_reason():
     assert overall_status(nodes, "executed", False) == ("failed", ("b", "boom"))
 
 
+def test_a_reason_that_starts_with_the_nodes_own_name_names_it_once():
+    hub_said = "aggregator: the hub has no room to upload the sealed result"
+    nodes = [_node("aggregator", "aggregator", execution="failed", comment=hub_said)]
+    assert overall_status(nodes, None, False) == (
+        "failed",
+        ("aggregator", "the hub has no room to upload the sealed result"),
+    )
+
+
 def test_only_every_node_executed_is_executed():
     nodes = [_node("a", execution="executed"), _node("g", "aggregator", execution="executing")]
     assert overall_status(nodes, "executed", False)[0] == "running"
