@@ -5,7 +5,9 @@ signed (a status or a log line whose (session, seq) is new: security/statements.
 word (online flags, an approval it shows but the node did not sign, an old statement shown
 again) never counts. An analysis that needs a node (to review it, start it or finish it) fails
 once that node has been silent for FLAME_LAB_NODE_SILENCE; a node whose signed log says it
-verified the code and waits for its admin gets FLAME_LAB_APPROVAL_WAIT instead. The state kept
+verified the code and waits for its admin gets FLAME_LAB_APPROVAL_WAIT instead. A flame_lab
+node signs a heartbeat while busy (sandbox/node/heartbeat.py), so its default is minutes; a node
+that signs nothing (a real FLAME node) and the hub's build keep the old hour. The state kept
 per node lives in the submission record (``SubmissionRecord.watch``), so the clock runs across
 kernels and processes, and the verdict, once given, is kept there too.
 """
@@ -13,6 +15,7 @@ kernels and processes, and the verdict, once given, is kept there too.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,9 +23,12 @@ from flame_lab.clock import seconds_from_env
 
 NODE_SILENCE_VAR = "FLAME_LAB_NODE_SILENCE"
 APPROVAL_WAIT_VAR = "FLAME_LAB_APPROVAL_WAIT"
-# longer than a sandbox node's default wall time (1800 s) plus the hub-outage limits, so that a
-# node running a long analysis without a word is not given up on while it may still finish
-DEFAULT_NODE_SILENCE = 3600.0
+# a signing node re-signs its status every FLAME_LAB_HEARTBEAT (60 s) while busy: ten minutes
+# are several missed heartbeats plus a hub outage (FLAME_LAB_HUB_OUTAGE, 120 s) and a look
+DEFAULT_NODE_SILENCE = 600.0
+# what the hub shows of a node that signs nothing moves only when its state does: longer than a
+# node's default wall time (1800 s) plus the outage limits, so a long quiet run is not cut short
+DEFAULT_UNSIGNED_SILENCE = 3600.0
 # people approve: a week covers a weekend and a holiday
 DEFAULT_APPROVAL_WAIT = 7 * 86400.0
 
@@ -39,21 +45,30 @@ HUB = "hub"  # the watch entry of the hub's part (build and distribution states)
 @dataclass(frozen=True)
 class Limits:
     """The bounds in seconds; ``grace``: what a node gets at least once the hub answers again
-    after this client saw it away, to report what it did meanwhile (FLAME_LAB_HUB_OUTAGE)."""
+    after this client saw it away, to report what it did meanwhile (FLAME_LAB_HUB_OUTAGE);
+    ``unsigned``: the silence allowed a node that signs nothing (no heartbeat), and the hub."""
 
     silence: float = DEFAULT_NODE_SILENCE
     approval: float = DEFAULT_APPROVAL_WAIT
     grace: float = 120.0
+    unsigned: float = DEFAULT_UNSIGNED_SILENCE
 
     @classmethod
     def from_env(cls) -> Limits:
         from flame_lab.hubclient import hub_outage
 
+        silence = seconds_from_env(NODE_SILENCE_VAR, DEFAULT_NODE_SILENCE)
+        given = NODE_SILENCE_VAR in os.environ  # an operator's limit is for every node
         return cls(
-            seconds_from_env(NODE_SILENCE_VAR, DEFAULT_NODE_SILENCE),
+            silence,
             seconds_from_env(APPROVAL_WAIT_VAR, DEFAULT_APPROVAL_WAIT),
             hub_outage().limit,
+            silence if given else DEFAULT_UNSIGNED_SILENCE,
         )
+
+    def silence_for(self, entry: dict[str, Any]) -> float:
+        """A node judged by what the hub shows (it signs nothing) gets the longer silence."""
+        return self.unsigned if entry.get("unsigned") else self.silence
 
 
 def duration(seconds: float) -> str:
@@ -99,6 +114,8 @@ def observe(
     if stamp is not None and heard_new(entry, stamp):
         entry["heard"] = now
         changed = True
+    if mark is not None:
+        entry["unsigned"] = True
     if mark is not None and entry.get("mark") != mark:
         if "mark" in entry:
             entry["heard"] = now
@@ -121,8 +138,8 @@ def heard_new(entry: dict[str, Any], stamp: tuple[str, int]) -> bool:
 def after_gap(watch: dict[str, dict[str, Any]], now: float, limits: Limits) -> None:
     """After the hub was away (nobody could report), every node has at least ``grace`` left
     before it is given up on."""
-    floor = now - limits.silence + limits.grace
     for entry in watch.values():
+        floor = now - limits.silence_for(entry) + limits.grace
         entry["floor"] = max(float(entry.get("floor", 0.0)), floor)
 
 
@@ -154,14 +171,14 @@ def overdue(entry: dict[str, Any], name: str, now: float, limits: Limits) -> str
             f"the admin of {name} did not approve or reject the analysis within "
             f"{duration(waited)} (limit {APPROVAL_WAIT_VAR}={limits.approval:g} s)"
         )
-    silent = now - quiet_since(entry)
-    if silent < limits.silence:
+    silent, allowed = now - quiet_since(entry), limits.silence_for(entry)
+    if silent < allowed:
         return None
     if phase == DISTRIBUTE:
         return (
             "the hub did not build and distribute the analysis after every data node approved: "
             f"its build and distribution states did not move for {duration(silent)} "
-            f"(limit {NODE_SILENCE_VAR}={limits.silence:g} s); the analysis was cancelled at "
+            f"(limit {NODE_SILENCE_VAR}={allowed:g} s); the analysis was cancelled at "
             "the hub"
         )
     doing = {
@@ -171,7 +188,7 @@ def overdue(entry: dict[str, Any], name: str, now: float, limits: Limits) -> str
     }[phase]
     return (
         f"{doing}: nothing it signed arrived for {duration(silent)} "
-        f"(limit {NODE_SILENCE_VAR}={limits.silence:g} s); the analysis was cancelled at the hub"
+        f"(limit {NODE_SILENCE_VAR}={allowed:g} s); the analysis was cancelled at the hub"
     )
 
 
@@ -184,7 +201,7 @@ def countdown(entry: dict[str, Any], now: float, limits: Limits) -> str:
     if phase == REVIEW and entry.get("admin"):
         left = limits.approval - (now - float(entry.get("since", now)))
         return f"gives up after {_coarse(left)} more ({APPROVAL_WAIT_VAR})"
-    left = limits.silence - (now - quiet_since(entry))
+    left = limits.silence_for(entry) - (now - quiet_since(entry))
     return f"gives up after {_coarse(left)} more of silence ({NODE_SILENCE_VAR})"
 
 

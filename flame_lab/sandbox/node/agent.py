@@ -51,6 +51,7 @@ from flame_lab.privacy import NodePolicy, load_policy
 from flame_lab.release import node as release_node
 from flame_lab.release.ledger import PrivacyBudget
 from flame_lab.sandbox.node.datasets import NodeData
+from flame_lab.sandbox.node.heartbeat import Heartbeat
 from flame_lab.sandbox.node.layout import NodeFolder, PeerPin
 from flame_lab.sandbox.node.ledger import APPROVED, PENDING, Decision, Ledger
 from flame_lab.sandbox.node.messenger import HubTransport
@@ -150,6 +151,9 @@ class NodeAgent:
         # status reports and log lines are signed: the hub can show them, not make them up
         self.signer = statements.Signer(self.identity, self.node_id)
         self._links: dict[str, dict[str, Any]] = {}  # link id -> what this node last reported
+        # one status in flight per link: a heartbeat never overtakes the run's own last word
+        self._sending: dict[str, threading.Lock] = {}
+        self.heartbeat = Heartbeat.from_env()
         self._policy_mtime = -1.0
         self.policy = NodePolicy()
         self.reload_policy()
@@ -330,13 +334,31 @@ class NodeAgent:
                 "text": found.text,
             }
 
-    def _update(self, link_id: str, *, patient: bool = True, **fields: Any) -> None:
+    def _update(
+        self, link_id: str, *, patient: bool = True, beat: bool = False, **fields: Any
+    ) -> None:
         """Report to the hub, the whole status signed in the comment; idempotent, so retried
-        through a hub outage (FLAME_LAB_HUB_OUTAGE) unless ``patient=False`` (one try)."""
+        through a hub outage (FLAME_LAB_HUB_OUTAGE) unless ``patient=False`` (one try).
+        ``beat``: a heartbeat, the last status said again (skipped if another is in flight)."""
         if link_id not in self._links:
             self._track(self._patiently("read this node's link", lambda: self._link(link_id)))
         with self._lock:
+            sending = self._sending.setdefault(link_id, threading.Lock())
+        if not sending.acquire(blocking=not beat):
+            return
+        try:
+            self._send_status(link_id, patient, beat, fields)
+        finally:
+            sending.release()
+        self.heartbeat.said(link_id)
+
+    def _send_status(self, link_id: str, patient: bool, beat: bool, fields: dict) -> None:
+        with self._lock:
             known = self._links[link_id]
+            if beat and known["execution"] in ("started", "executing"):
+                # said again as the node last said it (a progress the hub missed included)
+                fields = {"execution_status": known["execution"]}
+                fields["execution_progress"] = int(known["progress"] or 0)
             names = {
                 "approval_status": "approval",
                 "execution_status": "execution",
@@ -362,6 +384,22 @@ class NodeAgent:
                 self.core.update_analysis_node(link_id, **fields)
             return
         self._patiently(doing, lambda: self.core.update_analysis_node(link_id, **fields))
+
+    def beat(self) -> None:
+        """A signed "still here" for each analysis this node is busy with (running it, or
+        waiting for its admin) that it said nothing of for a heartbeat interval; one try."""
+        with self._lock:
+            busy = [
+                link_id
+                for link_id, known in self._links.items()
+                if known["analysis"] in self.runs
+                or self.state.get(known["analysis"], {}).get("phase") == "awaiting-admin"
+            ]
+        for link_id in self.heartbeat.due(busy):
+            try:
+                self._update(link_id, patient=False, beat=True)
+            except FlameLabError as exc:
+                log.info("%s: a heartbeat did not reach the hub: %s", self.name, exc.message)
 
     def _report_progress(self, link_id: str, progress: int) -> None:
         """A run's progress, one try: an analysis is neither held through a hub outage for it
@@ -409,6 +447,7 @@ class NodeAgent:
                 continue
             if outage.failures:
                 log.info("%s: the hub answers again after %.0f s", self.name, outage.end())
+            self.beat()
             stop.wait(max(0.0, ticked + MIN_TICK_SECONDS - time.monotonic()))
             if not stop.is_set():
                 version = self.wait_for_change(version, stop)
