@@ -460,19 +460,13 @@ def test_a_node_whose_own_disk_fills_during_a_run_keeps_serving(
     finish_one(expected["n"])
 
 
-def test_an_agent_killed_mid_result_upload_fails_the_run_by_name_and_never_reruns_it(
-    lab: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The aggregator's agent dies (SIGKILL) while the hub receives its sealed result: after
-    `up` its run is failed naming the node and the restart (not re-run: a node runs a nonce
-    once), its kept result is dropped, and the run's processes died with the agent."""
-    from flame_lab.sandbox.node.ledger import Ledger
-
-    point = "upload:RESULT:receiving"
-    monkeypatch.setenv(faults.FAULT_VAR, point)
+def kill_the_aggregator_mid_result_upload(lab: Path, analysis: str) -> tuple[fl.Analysis, Waiting]:
+    """Submit ``analysis``; SIGKILL the aggregator's agent while the hub receives its sealed
+    result (kept on its disk first), wait for the run's processes to die with it; the hub goes
+    on (the upload's connection is gone)."""
     home = lab / "sandbox"
     daemon.up(home, nodes=2)
-    run = fl.connect().submit(draft(MEAN_AGE.name))
+    run = fl.connect().submit(draft(analysis))
     waiting = Waiting(run)
     marker = home / faults.FOLDER / "upload-RESULT-receiving"
     wait_for(marker.exists, "the aggregator's result upload to arrive")
@@ -485,11 +479,62 @@ def test_an_agent_killed_mid_result_upload_fails_the_run_by_name_and_never_rerun
         lambda: not [pid for pid, t in run_tree.items() if _started(pid) == t],
         "the run's processes to die with their agent",
     )
-    marker.unlink()  # the hub goes on: the upload's connection is gone
+    marker.unlink()
+    return run, waiting
+
+
+def test_an_agent_killed_mid_result_upload_uploads_its_sealed_result_and_never_reruns_it(
+    lab: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An iterative analysis (uk-aachen waits for the aggregator's next round or its 'analysis
+    finished'): the aggregator's agent dies while the hub receives the sealed result. After
+    `up` the restarted agent uploads the same bytes it kept (once at the hub), reports executed
+    without running anything again, and uk-aachen, whose 'analysis finished' never came, ends
+    its part as executed, saying why."""
+    from flame_lab.sandbox.node.ledger import Ledger
+
+    monkeypatch.setenv(faults.FAULT_VAR, "upload:RESULT:receiving")
+    home = lab / "sandbox"
+    run, waiting = kill_the_aggregator_mid_result_upload(lab, "logistic_regression.py")
+    restart(home)
+    outcome = waiting.result()
+    assert not isinstance(outcome, Exception), outcome
+    assert outcome.overall == "executed", outcome
+    weights = run.result()  # the sealed result decrypts: the kept bytes reached the hub
+    assert isinstance(weights, list) and len(weights) == 4
+    assert [f["path"] for f in result_files(home, run.id)] == ["result-000.flres"]
+    state = agent_state(lab, "aggregator", run.id)
+    assert state["phase"] == "executed" and state["reported"] and not state.get("outbox")
+    assert agent_state(lab, "uk-aachen", run.id)["phase"] == "executed"
+    said = [ln.message for ln in run.logs(node="uk-aachen")]
+    assert any("before its 'analysis finished' message reached this node" in m for m in said)
+    said = [ln.message for ln in run.logs(node="aggregator")]
+    assert any("restarted after the analysis had sealed its final result" in m for m in said)
+    ledger = Ledger(folder(lab, "aggregator").ledger)
+    assert ledger.ran(run.record.run_nonce)  # claimed once, by the lost run, never again
+    assert sum("running logistic_regression.py" in m for m in said) == 1  # not re-run
+    no_run_processes(lab)
+    finish_one()
+
+
+def test_an_agent_killed_mid_result_upload_with_its_kept_result_incomplete_fails_by_name(
+    lab: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As above, but the sealed result kept on the aggregator's disk is not whole (a file of
+    it is gone): after `up` the run is failed naming the node, the restart and the missing
+    file, not re-run (a node runs a nonce once), and nothing of it is uploaded again."""
+    from flame_lab.sandbox.node.ledger import Ledger
+
+    monkeypatch.setenv(faults.FAULT_VAR, "upload:RESULT:receiving")
+    home = lab / "sandbox"
+    run, waiting = kill_the_aggregator_mid_result_upload(lab, MEAN_AGE.name)
+    kept = folder(lab, "aggregator").runs / run.id / "result" / "result-000.flres"
+    kept.unlink()
     restart(home)
     outcome = waiting.result()
     assert isinstance(outcome, AnalysisFailed), outcome
     assert "node aggregator restarted while the analysis was running" in str(outcome)
+    assert "incomplete (missing result-000.flres)" in str(outcome)
     assert run.status().failure[0] == "aggregator"
     # the body had arrived whole before the kill, so the hub may hold it: once, never a part
     assert [f["path"] for f in result_files(home, run.id)] in ([], ["result-000.flres"])

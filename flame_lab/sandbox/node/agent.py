@@ -134,6 +134,7 @@ class Run:
     stop: threading.Event = field(default_factory=threading.Event)
     reason: str = ""
     hub_failure: HubError | None = None  # the hub's answer that failed the result's upload
+    over: bool = False  # stopped as the aggregator reported the analysis executed
 
 
 class NodeAgent:
@@ -544,11 +545,14 @@ class NodeAgent:
                 self.report(link, decision)
             return
         if link.execution_status in ("started", "executing"):
+            unsealed = self._resume_sealed(link, entry)
+            if unsealed is None:
+                return  # sealed before the agent stopped: uploaded and reported executed
             self._fail(
                 link,
                 f"node {self.name} restarted while the analysis was running (its agent had "
-                "stopped, and the run's processes with it); not re-run, as a node runs each "
-                "submission once",
+                f"stopped, and the run's processes with it){unsealed}; not re-run, as a node "
+                "runs each submission once",
             )
             return
         if link.execution_status is not None:
@@ -558,6 +562,35 @@ class NodeAgent:
             analysis = self.core.get_analysis(analysis_id)
         if analysis is not None and analysis.distribution_status == "executed":
             self.start(link, analysis)
+
+    def _resume_sealed(self, link: Any, entry: dict[str, Any]) -> str | None:
+        """After a restart: an aggregator whose run had sealed its final result (whole on this
+        node's disk, or uploaded) finishes it, uploading the same bytes and reporting executed,
+        never running anything again (None). Else what of the result is missing ("" if the
+        node seals nothing), for the failure's reason."""
+        if self.type != "aggregator":
+            return ""
+        analysis_id = str(link.analysis_id)
+        kept: dict[str, str] = entry.get("outbox") or {}
+        folder = self._outbox(analysis_id)
+        if not kept and not entry.get("resultUploaded"):
+            return "; its final result had not been sealed"
+        missing = sorted(name for name in kept if not (folder / name).is_file())
+        if missing:
+            return (
+                "; the sealed result kept on its disk is incomplete (missing "
+                + ", ".join(missing)
+                + ")"
+            )
+        self._save(analysis_id, phase="executed", reported=False, resumed=True)
+        self.node_log(
+            analysis_id,
+            "notice",
+            f"{self.name}: restarted after the analysis had sealed its final result; the "
+            "result kept on this node's disk goes to the hub as it was sealed (not re-run)",
+        )
+        self.converge(link, self.state[analysis_id])
+        return None
 
     def converge(self, link: Any, entry: dict[str, Any]) -> None:
         """Tell the hub how an analysis ended here while it could not be told (the hub was
@@ -591,8 +624,14 @@ class NodeAgent:
         self.node_log(
             analysis_id,
             "error" if phase == "failed" else "info",
-            f"{self.name}: reported late ({phase}" + (f": {reason}" if reason else "") + "); "
-            "the hub could not be told when it happened",
+            f"{self.name}: reported late ({phase}"
+            + (f": {reason}" if reason else "")
+            + "); "
+            + (
+                "its agent had restarted after the result was sealed"
+                if entry.get("resumed")
+                else "the hub could not be told when it happened"
+            ),
         )
 
     def _refuse_hub_approval(self, link: Any, decision: Decision) -> None:
@@ -827,7 +866,7 @@ class NodeAgent:
         self._update(link_id, execution_status="executing")
         self.node_log(analysis_id, "info", f"{self.name}: running {manifest.entrypoint}")
         watcher = threading.Thread(
-            target=self._watch, args=(analysis_id, participants, run), daemon=True
+            target=self._watch, args=(analysis_id, participants, run, aggregator), daemon=True
         )
         watcher.start()
         outcome = run_analysis(
@@ -847,10 +886,15 @@ class NodeAgent:
         self.node_log(analysis_id, "debug", f"{self.name}: confinement {outcome.confinement}")
         shutil.rmtree(work_dir, ignore_errors=True)
         sealed = facts.role == "aggregator" and self._result_sealed(analysis_id)
+        # the aggregator's result is at the hub, its "analysis finished" never came (its agent
+        # restarted after sealing): this node's part is over, not failed
+        over = run.over and outcome.stopped and facts.role != "aggregator"
         failure = run.hub_failure or transport.failure
-        if failure is not None and not outcome.ok and not sealed:
+        if failure is not None and not outcome.ok and not (sealed or over):
             raise FlameLabError(f"{self.name}: {failure.message}")  # the cause, not a traceback
-        if failure is not None and not outcome.ok:
+        if over:
+            self.node_log(analysis_id, "notice", f"{self.name}: stopped its part: {run.reason}")
+        elif failure is not None and not outcome.ok:
             # the final result is sealed (and uploaded, or kept to upload): the hub failed only
             # the telling of the others that the analysis is over; the run's work is done
             log.warning("%s: %s after the result was sealed", self.name, failure.message)
@@ -896,10 +940,14 @@ class NodeAgent:
         node = self._nodes.get(node_id)
         return node.type if node is not None else "default"
 
-    def _watch(self, analysis_id: str, participants: tuple[str, ...], run: Run) -> None:
+    def _watch(
+        self, analysis_id: str, participants: tuple[str, ...], run: Run, aggregator: str = ""
+    ) -> None:
         """Stop the run when the analysis is cancelled, another node failed, or went offline
-        (offline for OFFLINE_GRACE_SECONDS on end: a busy hub or machine delays polls)."""
+        (offline for OFFLINE_GRACE_SECONDS on end: a busy hub or machine delays polls), or the
+        aggregator reported it executed while this data node still runs (for as long)."""
         offline_since: dict[str, float] = {}
+        done_since: float | None = None
         # every agent of a run watches: keep the hub's load from it flat as federations grow
         period = max(WATCH_SECONDS, len(participants) / WATCHES_PER_SECOND)
         while not run.stop.wait(period):
@@ -932,6 +980,16 @@ class NodeAgent:
                     since = offline_since.setdefault(other_id, time.monotonic())
                     if time.monotonic() - since >= OFFLINE_GRACE_SECONDS:
                         reason = f"node {name} went offline during the run"
+                elif other_id == aggregator and other.execution_status == "executed":
+                    # normally its "analysis finished" message ends this run first
+                    done_since = done_since or time.monotonic()
+                    if time.monotonic() - done_since >= OFFLINE_GRACE_SECONDS:
+                        run.over = True
+                        reason = (
+                            f"node {name}, the aggregator, reported the analysis executed (its final "
+                            "result is at the hub) before its 'analysis finished' message "
+                            "reached this node"
+                        )
                 else:
                     offline_since.pop(other_id, None)
             if reason:
