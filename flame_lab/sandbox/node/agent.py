@@ -986,9 +986,9 @@ class NodeAgent:
                     if time.monotonic() - done_since >= OFFLINE_GRACE_SECONDS:
                         run.over = True
                         reason = (
-                            f"node {name}, the aggregator, reported the analysis executed (its final "
-                            "result is at the hub) before its 'analysis finished' message "
-                            "reached this node"
+                            f"node {name}, the aggregator, reported the analysis executed "
+                            "(its final result is at the hub) before its 'analysis finished' "
+                            "message reached this node"
                         )
                 else:
                     offline_since.pop(other_id, None)
