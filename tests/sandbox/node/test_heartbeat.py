@@ -264,3 +264,23 @@ def test_a_node_that_signs_nothing_keeps_the_hour(setup):
     status = minutes(run, agents, ticks, 3, beating=("uk-aachen", "aggregator"))
     assert status.overall == "failed" and status.failure[0] == "uk-koeln"
     assert f"FLAME_LAB_NODE_SILENCE={limit:g} s" in status.failure[1]
+
+
+def test_a_heartbeat_never_overtakes_a_status_in_flight(setup):
+    """While the run's own status is on its way (e.g. its last word, executed), a heartbeat
+    is skipped: an older status re-signed must not land after it at the hub."""
+    _fed, core, _run, agents, ticks = setup
+    koeln = agents["uk-koeln"]
+    link = next(x for x in core.links if x.node_id == "id-uk-koeln")
+    before = link.comment
+    sending = koeln._sending[str(link.id)]
+    sending.acquire()  # the run thread is sending
+    try:
+        ticks.t += 600
+        koeln.beat()
+        assert link.comment == before
+    finally:
+        sending.release()
+    ticks.t += 60
+    koeln.beat()
+    assert link.comment != before
