@@ -980,7 +980,7 @@ class NodeAgent:
                     since = offline_since.setdefault(other_id, time.monotonic())
                     if time.monotonic() - since >= OFFLINE_GRACE_SECONDS:
                         reason = f"node {name} went offline during the run"
-                elif other_id == aggregator and other.execution_status == "executed":
+                elif other_id == aggregator and self._signed_executed(analysis_id, other):
                     # normally its "analysis finished" message ends this run first
                     done_since = done_since or time.monotonic()
                     if time.monotonic() - done_since >= OFFLINE_GRACE_SECONDS:
@@ -995,6 +995,23 @@ class NodeAgent:
             if reason:
                 run.reason = reason
                 run.stop.set()
+
+    def _signed_executed(self, analysis_id: str, link: Any) -> bool:
+        """The peer itself signed "executed" (by its pinned key): this node ends its part on
+        that word only, never on the hub's."""
+        pin = self.pins.get(str(link.node_id))
+        if pin is None or link.execution_status != "executed":
+            return False
+        said = statements.open_status(
+            link.comment,
+            analysis_id=analysis_id,
+            node_id=str(link.node_id),
+            approval=link.approval_status,
+            execution=link.execution_status,
+            progress=int(link.execution_progress or 0),
+            key=pin.identity,
+        )
+        return said.verified is True
 
     def _sealer(
         self, analysis_id: str, manifest: bundles.Manifest, bundle_hash: str, run: Run

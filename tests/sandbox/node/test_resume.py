@@ -116,3 +116,36 @@ def test_a_run_that_sealed_nothing_says_so(agent, hub):
     agent.type = "default"  # a data node seals nothing: the restart alone is the reason
     assert agent._resume_sealed(link, agent.state[AID]) == ""
     assert hub.uploads == []
+
+
+def test_a_data_node_ends_its_part_only_on_the_aggregators_own_signed_executed(agent):
+    """The hub may show the aggregator executed; only its signature, by its pinned key, for
+    this analysis and this very status, lets a data node stop early and call its part over."""
+    from flame_lab.sandbox.node.layout import PeerPin
+
+    aggregator = NodeIdentity.generate()
+    agent.node_id, agent.type = "id-uk-aachen", "default"
+    agent.pins = {"id-aggregator": PeerPin("id-aggregator", "aggregator", aggregator.public)}
+    said = Signer(aggregator, "id-aggregator")
+
+    def shown(comment, execution="executed", node_id="id-aggregator"):
+        return SimpleNamespace(
+            node_id=node_id,
+            approval_status="approved",
+            execution_status=execution,
+            execution_progress=100,
+            comment=comment,
+        )
+
+    signed = said.status(AID, "approved", "executed", 100, "done")
+    assert agent._signed_executed(AID, shown(signed))
+    assert not agent._signed_executed(AID, shown("done"))  # the hub's word alone
+    forged = Signer(NodeIdentity.generate(), "id-aggregator").status(
+        AID, "approved", "executed", 100, "done"
+    )
+    assert not agent._signed_executed(AID, shown(forged))  # not the pinned key
+    other = said.status("analysis-2", "approved", "executed", 100, "done")
+    assert not agent._signed_executed(AID, shown(other))  # another analysis's
+    running = said.status(AID, "approved", "executing", 40, "working")
+    assert not agent._signed_executed(AID, shown(running))  # "executing" shown as executed
+    assert not agent._signed_executed(AID, shown(signed, node_id="id-unpinned"))
