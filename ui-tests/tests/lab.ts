@@ -1,6 +1,6 @@
 /** Helpers shared by the browser tests: where the JupyterLab started by run.sh lives, and common steps. */
 
-import { expect, type Page } from '@playwright/test';
+import { expect, type Locator, type Page } from '@playwright/test';
 import * as path from 'path';
 
 export const LAB_URL = requireEnv('LAB_URL');
@@ -33,6 +33,30 @@ export async function openLab(page: Page, file?: string): Promise<void> {
   await expect(page.locator('.jp-LabShell')).toBeVisible();
   // Layout restoration moves focus around; act only once it is over.
   await page.evaluate(() => (window as unknown as { jupyterapp: { restored: Promise<void> } }).jupyterapp.restored);
+}
+
+/**
+ * Starts "run all" in the notebook and returns once its first cell has begun. Not awaited to
+ * the end: the command resolves only when every cell ran, and a cell may wait for input. A
+ * kernel still settling may drop the request: then it is sent again.
+ */
+export async function startRunAll(page: Page, notebook: Locator): Promise<void> {
+  const firstPrompt = notebook.locator('.jp-CodeCell .jp-InputPrompt').first();
+  await expect
+    .poll(
+      async () => {
+        if (/[0-9*]/.test((await firstPrompt.textContent()) ?? '')) {
+          return true;
+        }
+        await notebook.locator('.jp-Notebook').click({ position: { x: 5, y: 5 } });
+        await page.evaluate(() => {
+          void (window as any).jupyterapp.commands.execute('notebook:run-all-cells');
+        });
+        return false;
+      },
+      { timeout: 120_000, intervals: [5000] }
+    )
+    .toBe(true);
 }
 
 /** Clicks the FLAME tab in the side bar and returns the panel. */

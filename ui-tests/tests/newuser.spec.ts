@@ -8,7 +8,7 @@ import { expect, test, type Page } from '@playwright/test';
 import * as fs from 'fs';
 import * as path from 'path';
 
-import { openFlamePanel, openLab, runCommand } from './lab';
+import { openFlamePanel, openLab, runCommand, startRunAll } from './lab';
 
 const NOTEBOOK = 'notebooks/01-getting-started.ipynb';
 const CI_ARTIFACTS = path.join(__dirname, '..', '..', 'ci-artifacts');
@@ -40,25 +40,7 @@ test('a new user runs notebook 01, reads the data dictionary and sees the result
     timeout: 120_000
   });
   await runCommand(page, 'notebook:clear-all-cell-outputs');
-  // Started, not awaited: the command resolves only when every cell ran, and one waits for
-  // input. A kernel still settling may drop the request: then it is sent again.
-  const firstPrompt = notebook.locator('.jp-CodeCell .jp-InputPrompt').first();
-  await expect
-    .poll(
-      async () => {
-        const text = (await firstPrompt.textContent()) ?? '';
-        if (/[0-9*]/.test(text)) {
-          return true;
-        }
-        await notebook.locator('.jp-Notebook').click({ position: { x: 5, y: 5 } });
-        await page.evaluate(() => {
-          void (window as any).jupyterapp.commands.execute('notebook:run-all-cells');
-        });
-        return false;
-      },
-      { timeout: 120_000, intervals: [5000] }
-    )
-    .toBe(true);
+  await startRunAll(page, notebook);
 
   // The kernel asks for the key's passphrase (Lab was started without it); then all runs.
   const last = notebook.locator('.jp-CodeCell', { hasText: '--frame' });

@@ -8,7 +8,7 @@
 import { expect, test, type Locator, type Page } from '@playwright/test';
 import * as path from 'path';
 
-import { LAB_TOKEN, LAB_URL, openFlamePanel, openLab, runCommand } from './lab';
+import { LAB_TOKEN, LAB_URL, openFlamePanel, openLab, runCommand, startRunAll } from './lab';
 
 const NOTEBOOK = 'saved-monitors.ipynb';
 const NO_KERNEL = 'saved-monitors-no-kernel.ipynb';
@@ -117,22 +117,7 @@ async function runAll(page: Page, notebook: Locator, done: Locator): Promise<voi
   await expect(page.locator('.jp-Notebook-ExecutionIndicator[data-status="idle"]')).toBeVisible({
     timeout: 120_000
   });
-  const firstPrompt = notebook.locator('.jp-CodeCell .jp-InputPrompt').first();
-  await expect
-    .poll(
-      async () => {
-        if (/[0-9*]/.test((await firstPrompt.textContent()) ?? '')) {
-          return true;
-        }
-        await notebook.locator('.jp-Notebook').click({ position: { x: 5, y: 5 } });
-        await page.evaluate(() => {
-          void (window as any).jupyterapp.commands.execute('notebook:run-all-cells');
-        });
-        return false;
-      },
-      { timeout: 120_000, intervals: [5000] }
-    )
-    .toBe(true);
+  await startRunAll(page, notebook);
   const passphrase = process.env.FLAME_LAB_UI_PASSPHRASE;
   expect(passphrase, 'run.sh sets the passphrase of the key it made').toBeTruthy();
   const box = page.locator('.jp-Stdin-input');
