@@ -258,20 +258,39 @@ def _alive(pid: int, home: Path | None = None, node: str | None = None) -> bool:
         return False
     except PermissionError:
         return True
-    cmdline = Path(f"/proc/{pid}/cmdline")
-    if cmdline.exists():  # guard against a recycled pid
-        try:
-            args = cmdline.read_bytes().decode(errors="replace").split("\0")
-        except OSError:
-            return False
-        text = " ".join(args)
-        if not ("flame_lab" in text or "flame-lab" in text):  # empty for a zombie
+    if Path(f"/proc/{pid}").exists():  # guard against a recycled pid
+        args = command_line(pid)
+        text = " ".join(args or [])
+        if not ("flame_lab" in text or "flame-lab" in text):
             return False
         if home is not None and (node is not None or HUB_MODULE in args):
             return _option(args, "--home") == str(Path(home).resolve()) and (
                 node is None or _option(args, "--node") == node
             )
     return True
+
+
+EXEC_SETTLE_SECONDS = 2.0
+
+
+def command_line(pid: int, settle: float = EXEC_SETTLE_SECONDS) -> list[str] | None:
+    """A process's arguments (None: gone or a zombie). A process in the middle of exec shows
+    an empty command line for a moment, and its spawner may look just then (`up` does, right
+    after starting an agent): an empty one is read again until it fills or ``settle`` ends."""
+    deadline = time.monotonic() + settle
+    while True:
+        try:
+            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+            stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+        except OSError:
+            return None
+        if raw:
+            return raw.decode(errors="replace").split("\0")
+        if stat.rpartition(")")[2].split()[:1] in (["Z"], ["X"]):
+            return None
+        if time.monotonic() > deadline:
+            return []
+        time.sleep(0.01)
 
 
 def _option(args: list[str], name: str) -> str | None:

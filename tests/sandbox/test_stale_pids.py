@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,3 +65,41 @@ def test_another_sandboxs_hub_is_not_stopped_by_down(tmp_path: Path, stranger) -
     assert daemon.down(home) is False
     assert other.poll() is None
     assert not (home / daemon.PID_FILE).exists()  # the stale file is gone
+
+
+def test_a_process_caught_mid_exec_is_read_again_not_taken_for_dead(monkeypatch) -> None:
+    """Right after a spawn, /proc/PID/cmdline can be empty for a moment (the exec has not set
+    up the new arguments yet): `up` looked then and said the agent 'exited before it served
+    the hub'. An empty command line of a live process is read again."""
+    real = Path.read_bytes
+    reads = {"cmdline": 0}
+
+    def mid_exec(path: Path) -> bytes:
+        if path.name == "cmdline":
+            reads["cmdline"] += 1
+            if reads["cmdline"] <= 3:
+                return b""
+        return real(path)
+
+    monkeypatch.setattr(Path, "read_bytes", mid_exec)
+    assert daemon.command_line(os.getpid()) == real(Path(f"/proc/{os.getpid()}/cmdline")).decode(
+        errors="replace"
+    ).split("\0")
+    assert reads["cmdline"] == 4
+
+
+def test_a_zombie_has_no_command_line_and_is_not_alive() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "pass", "flame_lab"])
+    deadline = time.monotonic() + 60
+    while _state(child.pid) != "Z":  # exited, not yet waited for
+        assert time.monotonic() < deadline, "the child did not exit"
+        time.sleep(0.01)
+    try:
+        assert daemon.command_line(child.pid) is None
+        assert not daemon._alive(child.pid)
+    finally:
+        child.wait()
+
+
+def _state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
